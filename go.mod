@@ -1,0 +1,9 @@
+module github.com/ktls-go/ktls
+
+go 1.26.8
+
+require (
+	golang.org/x/crypto v0.59.0 // indirect
+	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+)

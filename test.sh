@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The whole test suite of ktls, from a fresh Debian machine (as root):
+#
+#   ./test.sh            host checks and tests, then the kernel lab on every kernel
+#   ./test.sh -host      host only (no qemu)
+#
+# It installs what it needs when missing (qemu-system-x86, kmod; staticcheck via the
+# Go module proxy), checks formatting, vet, staticcheck and the FreeBSD/macOS builds,
+# runs `go test -race` on the host, then `ktlslab test` on the 6.1, 6.12 and 7.x
+# kernels. Tests that need kernel TLS are named TestKernel*; on a host without kTLS
+# they are left to the lab explicitly (-skip), and in the lab a skip is a failure.
+set -uo pipefail
+cd "$(dirname "$0")"
+
+lab=1
+[ "${1:-}" = "-host" ] && lab=0
+
+export GOFLAGS=${GOFLAGS:-}
+start=$(date +%s)
+step() { printf '\n==> %s (%ds)\n' "$*" $(($(date +%s) - start)); }
+fail=0
+failed() { echo "FAILED: $*"; fail=1; }
+
+step "tools"
+need=()
+if [ "$lab" = 1 ]; then
+	command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+	command -v depmod >/dev/null || need+=(kmod)
+	command -v dpkg-deb >/dev/null || need+=(dpkg)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "missing: ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2
+		exit 1
+	fi
+	echo "installing ${need[*]}"
+	apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || {
+		echo "apt-get install ${need[*]} failed" >&2
+		exit 1
+	}
+fi
+staticcheck=$(go env GOPATH)/bin/staticcheck
+if [ ! -x "$staticcheck" ]; then
+	go install honnef.co/go/tools/cmd/staticcheck@v0.8.2 || failed "installing staticcheck"
+fi
+
+step "gofmt, go vet, staticcheck"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+[ -z "$unformatted" ] || failed "gofmt: $unformatted"
+go vet ./... || failed "go vet"
+[ -x "$staticcheck" ] && { "$staticcheck" ./... || failed "staticcheck"; }
+
+step "cross builds (freebsd, darwin)"
+for os in freebsd darwin; do
+	GOOS=$os GOARCH=amd64 go build ./... || failed "GOOS=$os go build"
+	GOOS=$os GOARCH=amd64 go vet ./... || failed "GOOS=$os go vet"
+done
+
+step "host tests (go test -race)"
+skip=()
+if ! grep -qw tls /proc/sys/net/ipv4/tcp_available_ulp 2>/dev/null && ! modprobe -q tls 2>/dev/null; then
+	echo "this host kernel has no kernel TLS: TestKernel* run in the lab below"
+	skip=(-skip '^TestKernel')
+fi
+hostlog=$(mktemp)
+go test -race -count=1 -v "${skip[@]}" ./... >"$hostlog" 2>&1
+rc=$?
+grep -E '^(ok|FAIL|\?|panic:|--- FAIL|    --- FAIL)' "$hostlog"
+if [ $rc -ne 0 ]; then
+	grep -B2 -A30 -E '^(--- FAIL|panic:)' "$hostlog" | head -300
+	failed "host tests"
+fi
+hp=$(grep -cE '^ *--- PASS' "$hostlog")
+hf=$(grep -cE '^ *--- FAIL' "$hostlog")
+hs=$(grep -cE '^ *--- SKIP' "$hostlog")
+echo "host: $hp passed, $hf failed, $hs skipped"
+rm -f "$hostlog"
+
+if [ "$lab" = 1 ]; then
+	step "kernel lab (all kernels)"
+	go run ./internal/cmd/ktlslab kernels || failed "ktlslab kernels"
+	go run ./internal/cmd/ktlslab test -require ./... || failed "ktlslab test"
+fi
+
+step "done"
+if [ $fail -ne 0 ]; then
+	echo "test.sh: FAILED"
+	exit 1
+fi
+echo "test.sh: all passed"
