@@ -1,0 +1,203 @@
+package record
+
+import (
+	"errors"
+	"io"
+	"syscall"
+)
+
+// maxBatch is the number of full records Writer.Write seals before handing
+// them to the underlying writer in one call.
+const maxBatch = 16
+
+// Writer writes protected records to an underlying writer, typically the TCP
+// connection of a direction whose record layer runs in user space. It is not
+// safe for concurrent use.
+type Writer struct {
+	w   io.Writer
+	s   *Sealer
+	buf []byte // sealed records not yet written; reused
+	err error  // sticky: once records are lost the stream is broken
+}
+
+// NewWriter returns a Writer sealing with s and writing to w.
+func NewWriter(w io.Writer, s *Sealer) *Writer {
+	return &Writer{w: w, s: s}
+}
+
+// Write seals p into application_data records and writes them to the
+// underlying writer. It packs p into full records of MaxPlaintext bytes
+// (only the last may be shorter) and hands up to 16 records (256 KiB) at a
+// time to the underlying writer in a single Write call, which is one
+// write(2) on a net.Conn: the records lie back to back in one buffer, so a
+// single contiguous write does what a writev of the records would do. The
+// buffer is kept, so that Write does not allocate in steady state. Write
+// returns when all of p has been written or on the first error; after an
+// error the Writer is unusable, as records it sealed may be lost.
+func (w *Writer) Write(p []byte) (n int, err error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	for len(p) > 0 {
+		records := min((len(p)+MaxPlaintext-1)/MaxPlaintext, maxBatch)
+		batch := min(len(p), records*MaxPlaintext)
+		w.grow(batch + records*w.s.Overhead())
+		for q := p[:batch]; len(q) > 0; {
+			chunk := q[:min(len(q), MaxPlaintext)]
+			if w.buf, err = w.s.Seal(w.buf, TypeApplicationData, chunk); err != nil {
+				w.err = err
+				break
+			}
+			q = q[len(chunk):]
+		}
+		if err := w.flush(); err != nil {
+			return n, err
+		}
+		if w.err != nil {
+			return n, w.err
+		}
+		n += batch
+		p = p[batch:]
+	}
+	return n, nil
+}
+
+// WriteRecord seals p into one record of type typ and writes it, as
+// sendmsg with a TLS_SET_RECORD_TYPE control message does. len(p) must not
+// exceed MaxPlaintext; an empty p makes a zero-length record.
+func (w *Writer) WriteRecord(typ ContentType, p []byte) error {
+	if w.err != nil {
+		return w.err
+	}
+	w.grow(len(p) + w.s.Overhead())
+	var err error
+	if w.buf, err = w.s.Seal(w.buf, typ, p); err != nil {
+		return err // nothing was sealed; the stream is intact
+	}
+	return w.flush()
+}
+
+// grow makes sure w.buf is empty and can hold n bytes.
+func (w *Writer) grow(n int) {
+	if cap(w.buf) < n {
+		w.buf = make([]byte, 0, n)
+	}
+	w.buf = w.buf[:0]
+}
+
+// flush writes the sealed records in w.buf.
+func (w *Writer) flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	_, err := w.w.Write(w.buf)
+	w.buf = w.buf[:0]
+	if err != nil {
+		w.err = err
+	}
+	return err
+}
+
+const (
+	// readChunk is the least room Reader leaves for one read from the
+	// underlying reader.
+	readChunk = 1 << 16
+	// readBufSize holds a partial record of the largest size plus a chunk.
+	readBufSize = readChunk + HeaderLen + maxCiphertext12
+)
+
+// Reader reads protected records from an underlying reader, typically the
+// TCP connection of a direction whose record layer runs in user space. It
+// reads in large chunks (64 KiB and more), keeps records that arrive split
+// across reads, and opens each record in place in its buffer. It is not safe
+// for concurrent use.
+type Reader struct {
+	r          io.Reader
+	o          *Opener
+	buf        []byte
+	start, end int   // unread bytes are buf[start:end]
+	rerr       error // error from r, returned once the buffer runs dry
+	err        error // sticky record error
+}
+
+// NewReader returns a Reader reading from r and opening with o.
+func NewReader(r io.Reader, o *Opener) *Reader {
+	return &Reader{r: r, o: o}
+}
+
+// ReadRecord reads and opens the next record and returns its content type
+// and plaintext. The plaintext is valid until the next call. Zero-length
+// records are returned as such.
+//
+// At the end of the stream ReadRecord returns io.EOF if it ended at a record
+// boundary, and an *Error wrapping ErrTruncated (and so syscall.EMSGSIZE) if
+// it ended inside a record. Errors from ParseHeader and Opener.Open are
+// returned as they are and stick: every later call returns the same error.
+// Other errors of the underlying reader are returned as they are and do not
+// stick; data read before them is kept.
+func (r *Reader) ReadRecord() (ContentType, []byte, error) {
+	if r.err != nil {
+		return 0, nil, r.err
+	}
+	if err := r.fill(HeaderLen); err != nil {
+		return 0, nil, err
+	}
+	h, err := ParseHeader(r.buf[r.start:r.end], r.o.Version())
+	if err != nil {
+		r.err = err
+		return 0, nil, err
+	}
+	n := HeaderLen + h.Length
+	if err := r.fill(n); err != nil {
+		return 0, nil, err
+	}
+	rec := r.buf[r.start : r.start+n]
+	r.start += n
+	typ, pt, err := r.o.Open(rec)
+	if err != nil {
+		r.err = err
+		return 0, nil, err
+	}
+	return typ, pt, nil
+}
+
+// Buffered returns the number of bytes read from the underlying reader that
+// ReadRecord has not returned yet.
+func (r *Reader) Buffered() int { return r.end - r.start }
+
+// fill reads until at least n unread bytes are buffered.
+func (r *Reader) fill(n int) error {
+	if r.buf == nil {
+		r.buf = make([]byte, readBufSize)
+	}
+	for empty := 0; r.end-r.start < n; {
+		if err := r.rerr; err != nil {
+			r.rerr = nil
+			if errors.Is(err, io.EOF) {
+				if r.end > r.start {
+					err = errorf("read", AlertDecodeError, ErrTruncated)
+				} else {
+					err = io.EOF
+				}
+				r.rerr = io.EOF
+			}
+			return err
+		}
+		if len(r.buf)-r.start < n || len(r.buf)-r.end < readChunk {
+			r.end = copy(r.buf, r.buf[r.start:r.end])
+			r.start = 0
+		}
+		m, err := r.r.Read(r.buf[r.end:])
+		if m < 0 || m > len(r.buf)-r.end {
+			return errorf("read", AlertInternalError, syscall.EIO)
+		}
+		r.end += m
+		r.rerr = err
+		if m > 0 || err != nil {
+			empty = 0
+		} else if empty++; empty == 100 {
+			return io.ErrNoProgress
+		}
+	}
+	return nil
+}
