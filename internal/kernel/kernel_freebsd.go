@@ -1,0 +1,236 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ktls-go/ktls/record"
+)
+
+// FreeBSD ktls(4) constants (sys/netinet/tcp.h, sys/sys/ktls.h); x/sys/unix
+// does not have them.
+const (
+	tcpTXTLSEnable   = 39 // TCP_TXTLS_ENABLE
+	tcpTXTLSMode     = 40 // TCP_TXTLS_MODE
+	tcpRXTLSEnable   = 41 // TCP_RXTLS_ENABLE
+	tcpRXTLSMode     = 42 // TCP_RXTLS_MODE
+	tlsSetRecordType = 1  // TLS_SET_RECORD_TYPE (cmsg at IPPROTO_TCP)
+	tlsGetRecord     = 2  // TLS_GET_RECORD (cmsg at IPPROTO_TCP)
+)
+
+// statSysctls are the kern.ipc.tls counters and settings Stats reports
+// (sys/kern/uipc_ktls.c). Names missing on a kernel are left out.
+var statSysctls = []string{
+	"kern.ipc.tls.enable",
+	"kern.ipc.tls.cbc_enable",
+	"kern.ipc.tls.maxlen",
+	"kern.ipc.tls.tasks_active",
+	"kern.ipc.tls.stats.active",
+	"kern.ipc.tls.stats.enable_calls",
+	"kern.ipc.tls.stats.offload_total",
+	"kern.ipc.tls.stats.corrupted_records",
+	"kern.ipc.tls.stats.failed_crypto",
+	"kern.ipc.tls.stats.switch_to_ifnet",
+	"kern.ipc.tls.stats.switch_to_sw",
+	"kern.ipc.tls.stats.switch_failed",
+	"kern.ipc.tls.stats.ifnet_disable_failed",
+	"kern.ipc.tls.stats.ifnet_disable_ok",
+	"kern.ipc.tls.stats.sw_tx_inqueue",
+	"kern.ipc.tls.stats.sw_tx_pending",
+	"kern.ipc.tls.stats.sw_rx_inqueue",
+	"kern.ipc.tls.stats.threads",
+	"kern.ipc.tls.sw.cbc",
+	"kern.ipc.tls.sw.gcm",
+	"kern.ipc.tls.sw.chacha20",
+	"kern.ipc.tls.ifnet.cbc",
+	"kern.ipc.tls.ifnet.gcm",
+	"kern.ipc.tls.ifnet.chacha20",
+	"kern.ipc.tls.toe.cbc",
+	"kern.ipc.tls.toe.gcm",
+	"kern.ipc.tls.toe.chacha20",
+}
+
+var supported = sync.OnceValue(probe)
+
+// Supported reports whether ktls(4) can take a connection here: nil if it
+// can, else an error saying why (kern.ipc.tls.enable=0, no crypto backend,
+// ...). It checks kern.ipc.tls.enable, then enables TX with a throwaway key
+// on a loopback TCP pair once, and caches the answer.
+func Supported() error { return supported() }
+
+func probe() error {
+	b, err := unix.SysctlRaw("kern.ipc.tls.enable")
+	if err != nil {
+		return fmt.Errorf("kernel: no ktls(4) in this kernel: %w", err)
+	}
+	if v, ok := sysctlValue(b); ok && v == 0 {
+		return fmt.Errorf("kernel: ktls(4) is off (sysctl kern.ipc.tls.enable=0): %w", syscall.ENOTSUP)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		ln, err = net.Listen("tcp", "[::1]:0")
+		if err != nil {
+			return fmt.Errorf("kernel: probing ktls(4): no loopback: %w", err)
+		}
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return fmt.Errorf("kernel: probing ktls(4): %w", err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		return fmt.Errorf("kernel: probing ktls(4): %w", err)
+	}
+	s.Close()
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		return fmt.Errorf("kernel: probing ktls(4): %w", err)
+	}
+	probeSession := &record.Session{
+		Version:     record.VersionTLS12,
+		CipherSuite: 0xc02f, // TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+		Key:         make([]byte, 16),
+		IV:          make([]byte, 4),
+	}
+	if err := Enable(rc, TX, probeSession); err != nil {
+		return fmt.Errorf("kernel: ktls(4) unavailable: %w", err)
+	}
+	return nil
+}
+
+// Attach does nothing on FreeBSD: ktls(4) needs no upper layer protocol.
+func Attach(c syscall.RawConn) error { return nil }
+
+// Enable installs the record state s for direction d (setsockopt
+// IPPROTO_TCP TCP_TXTLS_ENABLE or TCP_RXTLS_ENABLE with a struct tls_enable).
+// FreeBSD cannot re-key: a second call fails with EALREADY. Other errors:
+// ENOTSUP (kern.ipc.tls.enable=0), ENXIO (TX with kern.ipc.mb_use_ext_pgs=0),
+// EOPNOTSUPP (no crypto backend).
+func Enable(c syscall.RawConn, d Direction, s *record.Session) error {
+	opt, name := tcpTXTLSEnable, "setsockopt TCP_TXTLS_ENABLE"
+	switch d {
+	case TX:
+	case RX:
+		opt, name = tcpRXTLSEnable, "setsockopt TCP_RXTLS_ENABLE"
+	default:
+		return fmt.Errorf("kernel: bad direction %v", d)
+	}
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		return fmt.Errorf("kernel: struct tls_enable on 32-bit FreeBSD: %w", errors.ErrUnsupported)
+	}
+	e, err := s.FreeBSDEnable()
+	if err != nil {
+		return err
+	}
+	b := e.Marshal(bytesPtr(e.CipherKey), bytesPtr(e.IV), bytesPtr(e.AuthKey))
+	err = control(c, func(fd int) error {
+		if err := setsockoptBytes(fd, unix.IPPROTO_TCP, opt, b); err != nil {
+			return os.NewSyscallError(name, err)
+		}
+		return nil
+	})
+	// The kernel copied the keys during setsockopt; keep them alive until then.
+	runtime.KeepAlive(e.CipherKey)
+	runtime.KeepAlive(e.IV)
+	runtime.KeepAlive(e.AuthKey)
+	return err
+}
+
+// bytesPtr is the address of b's first byte, 0 for an empty b. Go's heap does
+// not move, and the caller keeps b alive across the system call.
+func bytesPtr(b []byte) uint64 {
+	if len(b) == 0 {
+		return 0
+	}
+	return uint64(uintptr(unsafe.Pointer(&b[0])))
+}
+
+// SendRecord sends p as the payload of records of type typ (sendmsg with an
+// IPPROTO_TCP TLS_SET_RECORD_TYPE control message). It returns once all of p
+// is queued. An empty p asks for a zero-length record.
+func SendRecord(c syscall.RawConn, typ record.ContentType, p []byte) (int, error) {
+	return sendRecord(c, p, cmsg(unix.IPPROTO_TCP, tlsSetRecordType, []byte{byte(typ)}), unix.MSG_NOSIGNAL)
+}
+
+// RecvRecord reads the payload of the next record, or the next part of it,
+// into p (recvmsg with room for a TLS_GET_RECORD control message holding
+// struct tls_get_record). Data without the control message is application
+// data. n == 0 with a control type is a zero-length record; n == 0 and
+// typ == 0 is the end of the stream. p must not be empty.
+func RecvRecord(c syscall.RawConn, p []byte) (typ record.ContentType, n int, err error) {
+	if len(p) == 0 {
+		return 0, 0, os.NewSyscallError("recvmsg", unix.EINVAL)
+	}
+	oob := make([]byte, unix.CmsgSpace(freebsdTLSGetRecordLen)+16)
+	n, oobn, flags, err := recvRecord(c, p, oob)
+	if err != nil {
+		return 0, 0, err
+	}
+	if flags&unix.MSG_CTRUNC != 0 {
+		return 0, 0, os.NewSyscallError("recvmsg", unix.EIO)
+	}
+	data, ok, err := findCmsg(oob[:oobn], unix.IPPROTO_TCP, tlsGetRecord)
+	if err != nil {
+		return 0, 0, fmt.Errorf("kernel: recvmsg control message: %w", err)
+	}
+	if ok {
+		r, err := parseTLSGetRecord(data)
+		if err != nil {
+			return 0, 0, err
+		}
+		return record.ContentType(r.Type), n, nil
+	}
+	if n == 0 {
+		return 0, 0, nil
+	}
+	return record.TypeApplicationData, n, nil
+}
+
+// SocketInfo reports the ktls(4) mode of each direction (getsockopt
+// TCP_TXTLS_MODE and TCP_RXTLS_MODE). FreeBSD does not report the version or
+// cipher of a socket, so those stay 0.
+func SocketInfo(c syscall.RawConn) (Info, error) {
+	var info Info
+	err := control(c, func(fd int) error {
+		tx, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, tcpTXTLSMode)
+		if err != nil {
+			return os.NewSyscallError("getsockopt TCP_TXTLS_MODE", err)
+		}
+		rx, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, tcpRXTLSMode)
+		if err != nil {
+			return os.NewSyscallError("getsockopt TCP_RXTLS_MODE", err)
+		}
+		info.TX, info.RX = freebsdModeConf(tx), freebsdModeConf(rx)
+		return nil
+	})
+	return info, err
+}
+
+// Stats returns the kern.ipc.tls.* sysctls (counters, and the enable,
+// cbc_enable and maxlen settings), keyed by their full names.
+func Stats() (map[string]uint64, error) {
+	m := make(map[string]uint64)
+	for _, name := range statSysctls {
+		b, err := unix.SysctlRaw(name)
+		if err != nil {
+			continue // not in this kernel (e.g. toe.* without TCP_OFFLOAD)
+		}
+		if v, ok := sysctlValue(b); ok {
+			m[name] = v
+		}
+	}
+	if len(m) == 0 {
+		return nil, fmt.Errorf("kernel: no kern.ipc.tls sysctls: %w", syscall.ENOENT)
+	}
+	return m, nil
+}

@@ -1,0 +1,245 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ktls-go/ktls/record"
+)
+
+// Linux kernel TLS constants (include/uapi/linux/tls.h); x/sys/unix has
+// TCP_ULP and SOL_TLS but not these.
+const (
+	tlsTX               = 1 // TLS_TX
+	tlsRX               = 2 // TLS_RX
+	tlsSetRecordType    = 1 // TLS_SET_RECORD_TYPE (cmsg)
+	tlsGetRecordType    = 2 // TLS_GET_RECORD_TYPE (cmsg)
+	tlsStatPath         = "/proc/net/tls_stat"
+	tlsRecvControlSpace = 64
+)
+
+var supported = sync.OnceValue(probe)
+
+// Supported reports whether the TLS ULP can be attached on this machine: nil
+// if it can, else an error saying why (wrapping ENOENT when the tls module is
+// missing). It probes once on a loopback TCP pair and caches the answer.
+func Supported() error { return supported() }
+
+func probe() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		ln, err = net.Listen("tcp", "[::1]:0")
+		if err != nil {
+			return fmt.Errorf("kernel: probing TLS ULP: no loopback: %w", err)
+		}
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return fmt.Errorf("kernel: probing TLS ULP: %w", err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		return fmt.Errorf("kernel: probing TLS ULP: %w", err)
+	}
+	s.Close()
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		return fmt.Errorf("kernel: probing TLS ULP: %w", err)
+	}
+	if err := Attach(rc); err != nil {
+		return fmt.Errorf("kernel: TLS ULP unavailable: %w", err)
+	}
+	return nil
+}
+
+// Attach attaches the TLS upper layer protocol to a connected TCP socket
+// (setsockopt TCP_ULP "tls"). The kernel answers ENOTCONN before the
+// connection is established, EEXIST when a ULP is already attached and ENOENT
+// when the tls module is missing.
+func Attach(c syscall.RawConn) error {
+	return control(c, func(fd int) error {
+		if err := unix.SetsockoptString(fd, unix.IPPROTO_TCP, unix.TCP_ULP, "tls"); err != nil {
+			return os.NewSyscallError("setsockopt TCP_ULP", err)
+		}
+		return nil
+	})
+}
+
+// Enable installs the record state s for direction d (setsockopt SOL_TLS
+// TLS_TX or TLS_RX with the tls12_crypto_info_* of s). From then on the
+// kernel encrypts what is written (TX) or decrypts what is read (RX).
+// Setting a direction again re-keys it on kernels with TLS 1.3 rekey support
+// (6.14 and later); older kernels answer EBUSY.
+func Enable(c syscall.RawConn, d Direction, s *record.Session) error {
+	opt, name := tlsTX, "setsockopt TLS_TX"
+	switch d {
+	case TX:
+	case RX:
+		opt, name = tlsRX, "setsockopt TLS_RX"
+	default:
+		return fmt.Errorf("kernel: bad direction %v", d)
+	}
+	info, err := s.LinuxCryptoInfo()
+	if err != nil {
+		return err
+	}
+	defer clear(info)
+	return control(c, func(fd int) error {
+		if err := setsockoptBytes(fd, unix.SOL_TLS, opt, info); err != nil {
+			return os.NewSyscallError(name, err)
+		}
+		return nil
+	})
+}
+
+// SendRecord sends p as the payload of records of type typ (sendmsg with a
+// SOL_TLS TLS_SET_RECORD_TYPE control message). It returns once all of p is
+// queued. p longer than a record is split by the kernel into records of the
+// same type. An empty p asks for a zero-length record.
+func SendRecord(c syscall.RawConn, typ record.ContentType, p []byte) (int, error) {
+	return sendRecord(c, p, cmsg(unix.SOL_TLS, tlsSetRecordType, []byte{byte(typ)}), unix.MSG_NOSIGNAL)
+}
+
+// RecvRecord reads the payload of the next record, or the next part of it,
+// into p (recvmsg with room for a TLS_GET_RECORD_TYPE control message). One
+// call never returns data of two record types. A record without the control
+// message is application data. n == 0 with a control type is a zero-length
+// record; n == 0 and typ == 0 is the end of the stream. p must not be empty.
+func RecvRecord(c syscall.RawConn, p []byte) (typ record.ContentType, n int, err error) {
+	if len(p) == 0 {
+		return 0, 0, os.NewSyscallError("recvmsg", unix.EINVAL)
+	}
+	oob := make([]byte, tlsRecvControlSpace)
+	n, oobn, flags, err := recvRecord(c, p, oob)
+	if err != nil {
+		return 0, 0, err
+	}
+	if flags&unix.MSG_CTRUNC != 0 {
+		return 0, 0, os.NewSyscallError("recvmsg", unix.EIO)
+	}
+	data, ok, err := findCmsg(oob[:oobn], unix.SOL_TLS, tlsGetRecordType)
+	if err != nil {
+		return 0, 0, fmt.Errorf("kernel: recvmsg control message: %w", err)
+	}
+	switch {
+	case ok && len(data) >= 1:
+		return record.ContentType(data[0]), n, nil
+	case n == 0:
+		return 0, 0, nil
+	}
+	return record.TypeApplicationData, n, nil
+}
+
+var diagSeq atomic.Uint32
+
+// SocketInfo reports the kernel TLS state of the socket from sock_diag
+// (NETLINK_SOCK_DIAG, INET_DIAG_ULP_INFO for the socket's 4-tuple). A socket
+// without the TLS ULP reports Conf 0 ("none") in both directions. The kernel
+// shows the TLS attributes only to a caller with CAP_NET_ADMIN; without it
+// SocketInfo fails with an error wrapping EPERM.
+func SocketInfo(c syscall.RawConn) (Info, error) {
+	var local, remote unix.Sockaddr
+	err := control(c, func(fd int) error {
+		var err error
+		if local, err = unix.Getsockname(fd); err != nil {
+			return os.NewSyscallError("getsockname", err)
+		}
+		if remote, err = unix.Getpeername(fd); err != nil {
+			return os.NewSyscallError("getpeername", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return Info{}, err
+	}
+	la, lif, ok1 := addrPort(local)
+	ra, _, ok2 := addrPort(remote)
+	if !ok1 || !ok2 {
+		return Info{}, fmt.Errorf("kernel: sock_diag: not a TCP/IP socket")
+	}
+	seq := diagSeq.Add(1)
+	req, err := diagRequest(la, ra, lif, seq)
+	if err != nil {
+		return Info{}, err
+	}
+	resp, err := diagQuery(req)
+	if err != nil {
+		return Info{}, err
+	}
+	r, err := parseDiagResponse(resp, seq, la.Port(), ra.Port())
+	if err != nil {
+		return Info{}, err
+	}
+	switch {
+	case r.ulp != "tls":
+		return Info{}, nil
+	case !r.tlsInfo:
+		return Info{}, fmt.Errorf("kernel: sock_diag shows no TLS state (needs CAP_NET_ADMIN): %w", syscall.EPERM)
+	}
+	return r.info, nil
+}
+
+// addrPort converts a socket address to netip form and its IPv6 scope id.
+func addrPort(sa unix.Sockaddr) (netip.AddrPort, uint32, bool) {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)), 0, true
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port)), sa.ZoneId, true
+	}
+	return netip.AddrPort{}, 0, false
+}
+
+// diagQuery sends one sock_diag request and returns the kernel's answer.
+func diagQuery(req []byte) ([]byte, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	if err != nil {
+		return nil, os.NewSyscallError("socket NETLINK_SOCK_DIAG", err)
+	}
+	defer unix.Close(fd)
+	// The kernel answers within sendto; the timeout only guards against a
+	// kernel that never does.
+	tv := unix.Timeval{Sec: 5}
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return nil, os.NewSyscallError("setsockopt SO_RCVTIMEO", err)
+	}
+	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return nil, os.NewSyscallError("sendto NETLINK_SOCK_DIAG", err)
+	}
+	buf := make([]byte, 16384)
+	for {
+		n, _, err := unix.Recvfrom(fd, buf, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, os.NewSyscallError("recvfrom NETLINK_SOCK_DIAG", err)
+		}
+		return buf[:n], nil
+	}
+}
+
+// Stats returns the kernel's TLS counters from /proc/net/tls_stat (TlsTxSw,
+// TlsRxSw, TlsDecryptError, ...). The file exists once the tls module is
+// loaded; before that the error wraps fs.ErrNotExist.
+func Stats() (map[string]uint64, error) {
+	f, err := os.Open(tlsStatPath)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("kernel: no TLS counters (tls module not loaded): %w", err)
+		}
+		return nil, err
+	}
+	defer f.Close()
+	return parseTLSStat(f)
+}

@@ -1,0 +1,40 @@
+//go:build !linux && !freebsd
+
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"syscall"
+
+	"github.com/ktls-go/ktls/record"
+)
+
+var errUnsupported = fmt.Errorf("kernel: no kernel TLS on %s: %w", runtime.GOOS, errors.ErrUnsupported)
+
+// Supported reports why kernel TLS cannot be used: this OS has none. The
+// error wraps errors.ErrUnsupported.
+func Supported() error { return errUnsupported }
+
+// Attach fails with an error wrapping errors.ErrUnsupported.
+func Attach(c syscall.RawConn) error { return errUnsupported }
+
+// Enable fails with an error wrapping errors.ErrUnsupported.
+func Enable(c syscall.RawConn, d Direction, s *record.Session) error { return errUnsupported }
+
+// SendRecord fails with an error wrapping errors.ErrUnsupported.
+func SendRecord(c syscall.RawConn, typ record.ContentType, p []byte) (int, error) {
+	return 0, errUnsupported
+}
+
+// RecvRecord fails with an error wrapping errors.ErrUnsupported.
+func RecvRecord(c syscall.RawConn, p []byte) (typ record.ContentType, n int, err error) {
+	return 0, 0, errUnsupported
+}
+
+// SocketInfo fails with an error wrapping errors.ErrUnsupported.
+func SocketInfo(c syscall.RawConn) (Info, error) { return Info{}, errUnsupported }
+
+// Stats fails with an error wrapping errors.ErrUnsupported.
+func Stats() (map[string]uint64, error) { return nil, errUnsupported }
