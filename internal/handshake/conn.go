@@ -1,0 +1,387 @@
+// Package handshake provides the net.Conn that crypto/tls talks through
+// while it runs the handshake for ktls: it reads exactly one record at a time
+// from the socket (so that nothing after the handshake is ever buffered in
+// user space), captures the secrets through a per-connection key log, learns
+// the TLS 1.2 randoms from the wire, and counts the records each direction
+// carried under the application traffic keys. From that it derives the two
+// record.Sessions the connection continues with, in the kernel (Linux TLS
+// ULP, FreeBSD ktls(4)) or in the user-space record layer.
+package handshake
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ktls-go/ktls/record"
+)
+
+const (
+	// maxBody is the largest record body crypto/tls accepts (TLS 1.2:
+	// 2^14 + 2048). A header announcing more is handed to crypto/tls
+	// without its body, and crypto/tls rejects it.
+	maxBody = record.MaxPlaintext + 2048
+	// helloRandomEnd is where the random of a ClientHello or ServerHello
+	// ends in a record: header (5), message type (1), length (3), legacy
+	// version (2), random (32).
+	helloRandomEnd = record.HeaderLen + 1 + 3 + 2 + 32
+)
+
+// Handshake message types (RFC 8446 section 4).
+const (
+	typeClientHello      = 1
+	typeServerHello      = 2
+	typeNewSessionTicket = 4
+)
+
+// Read modes of a Conn.
+const (
+	modeHandshake = iota // read one record at a time, observing it
+	modeOne              // read one more record, then detach
+	modeDetached         // crypto/tls may no longer read or write
+	modePassthrough      // the whole connection stays on crypto/tls
+)
+
+// ErrDetached is returned by Read and Write once the connection has been
+// handed off: the tls.Conn must not touch the socket any more. It is a
+// net.Error reporting a timeout, so that a tls.Conn.Read that meets it does
+// not record a permanent error.
+var ErrDetached net.Error = detachedError{}
+
+type detachedError struct{}
+
+func (detachedError) Error() string   { return "ktls: connection handed off from crypto/tls" }
+func (detachedError) Timeout() bool   { return true }
+func (detachedError) Temporary() bool { return true }
+
+// Conn is the net.Conn crypto/tls uses during the handshake. It wraps the
+// connected socket. Its Read returns at most the rest of the current record,
+// so crypto/tls (which reads with bytes.Buffer.ReadFrom) never takes more
+// from the socket than the records it processes.
+type Conn struct {
+	net.Conn
+	isClient bool
+	log      keyLog
+	mode     atomic.Int32
+
+	// Read side; crypto/tls reads from one goroutine at a time.
+	rbuf  []byte // the current record, complete when ready
+	roff  int    // bytes of rbuf already returned
+	ready bool
+	in    direction
+
+	// Write side.
+	wmu      sync.Mutex
+	wpartial []byte // an incomplete record written by crypto/tls
+	out      direction
+}
+
+// direction is what was observed of one direction's records.
+type direction struct {
+	random   []byte   // random of the first ClientHello / ServerHello
+	ccs      bool     // a ChangeCipherSpec record was seen
+	afterCCS uint64   // records after the last ChangeCipherSpec (TLS 1.2)
+	sealed   [][]byte // copies of the records of outer type application_data (TLS 1.3)
+}
+
+// NewConn returns a Conn over c, the connected socket, for the client or the
+// server side of the handshake.
+func NewConn(c net.Conn, isClient bool) *Conn {
+	return &Conn{Conn: c, isClient: isClient}
+}
+
+// KeyLogWriter returns the writer to set as the connection's
+// tls.Config.KeyLogWriter. It captures the secrets the hand-off needs and
+// passes every line on to next (the user's KeyLogWriter) when next is not nil.
+func (c *Conn) KeyLogWriter(next io.Writer) io.Writer {
+	c.log.mu.Lock()
+	c.log.next = next
+	c.log.mu.Unlock()
+	return &c.log
+}
+
+// Read returns bytes of the current record, reading the next whole record
+// from the socket when the current one is used up.
+func (c *Conn) Read(p []byte) (int, error) {
+	if !c.ready || c.roff == len(c.rbuf) {
+		switch c.mode.Load() {
+		case modeDetached:
+			return 0, ErrDetached
+		case modePassthrough:
+			return c.Conn.Read(p)
+		case modeOne:
+			c.mode.Store(modeDetached)
+		}
+		if c.ready {
+			c.rbuf, c.ready = c.rbuf[:0], false
+		}
+		if err := c.readRecord(); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, c.rbuf[c.roff:])
+	c.roff += n
+	return n, nil
+}
+
+// readRecord reads one whole record into rbuf: the header, then exactly the
+// body it announces. It resumes a record a previous call left incomplete.
+func (c *Conn) readRecord() error {
+	for {
+		want := record.HeaderLen
+		if len(c.rbuf) >= record.HeaderLen {
+			if n := int(binary.BigEndian.Uint16(c.rbuf[3:5])); n <= maxBody {
+				want += n
+			}
+			if len(c.rbuf) == want {
+				c.observe(&c.in, c.rbuf)
+				c.roff, c.ready = 0, true
+				return nil
+			}
+		}
+		if cap(c.rbuf) < want {
+			c.rbuf = append(make([]byte, 0, max(want, 2*cap(c.rbuf))), c.rbuf...)
+		}
+		n, err := c.Conn.Read(c.rbuf[len(c.rbuf):want])
+		c.rbuf = c.rbuf[:len(c.rbuf)+n]
+		if err != nil {
+			if err == io.EOF && len(c.rbuf) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+}
+
+// Write writes what crypto/tls sends to the socket and observes the records
+// in it (a Write may hold several records, or part of one).
+func (c *Conn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	switch c.mode.Load() {
+	case modeDetached:
+		return 0, ErrDetached
+	case modePassthrough:
+		return c.Conn.Write(p)
+	}
+	n, err := c.Conn.Write(p)
+	c.wpartial = append(c.wpartial, p[:n]...)
+	rest := c.wpartial
+	for len(rest) >= record.HeaderLen {
+		end := record.HeaderLen + int(binary.BigEndian.Uint16(rest[3:5]))
+		if len(rest) < end {
+			break
+		}
+		c.observe(&c.out, rest[:end])
+		rest = rest[end:]
+	}
+	c.wpartial = append(c.wpartial[:0], rest...)
+	return n, err
+}
+
+// observe notes what the hand-off needs from one whole record.
+func (c *Conn) observe(d *direction, rec []byte) {
+	switch record.ContentType(rec[0]) {
+	case record.TypeChangeCipherSpec:
+		d.ccs, d.afterCCS = true, 0
+		return
+	case record.TypeHandshake:
+		if !d.ccs && d.random == nil && len(rec) >= helloRandomEnd &&
+			(rec[record.HeaderLen] == typeClientHello || rec[record.HeaderLen] == typeServerHello) {
+			d.random = bytes.Clone(rec[helloRandomEnd-32 : helloRandomEnd])
+		}
+	case record.TypeApplicationData:
+		d.sealed = append(d.sealed, bytes.Clone(rec))
+	}
+	if d.ccs {
+		d.afterCCS++
+	}
+}
+
+// Detach ends crypto/tls's use of the socket: from now on Read and Write
+// return ErrDetached. Call it once the handshake is done and before the
+// session is installed anywhere else.
+func (c *Conn) Detach() {
+	c.wmu.Lock()
+	c.mode.Store(modeDetached)
+	c.wmu.Unlock()
+}
+
+// Passthrough keeps the whole connection on crypto/tls: Read and Write go
+// straight to the socket from now on, and the secrets are dropped.
+func (c *Conn) Passthrough() {
+	c.wmu.Lock()
+	c.mode.Store(modePassthrough)
+	c.wmu.Unlock()
+	c.forget()
+}
+
+// forget drops the observations and wipes the secrets.
+func (c *Conn) forget() {
+	c.in.sealed, c.out.sealed = nil, nil
+	c.log.wipe()
+}
+
+// Sessions derives the sessions of both directions from the key log and the
+// randoms seen on the wire, with each Seq set to the number of records the
+// direction carried under its application traffic keys during the
+// handshake. version and suite are the negotiated ones
+// (tls.ConnectionState). Call it once, after Detach; it wipes the captured
+// secrets. The caller owns the sessions and should Wipe them.
+func (c *Conn) Sessions(version, suite uint16) (tx, rx *record.Session, err error) {
+	defer c.forget()
+	client, server, err := c.sessions(version, suite)
+	if err != nil {
+		return nil, nil, err
+	}
+	tx, rx = client, server
+	if !c.isClient {
+		tx, rx = server, client
+	}
+	if tx.Seq, err = c.out.count(tx); err == nil {
+		rx.Seq, err = c.in.count(rx)
+	}
+	if err != nil {
+		tx.Wipe()
+		rx.Wipe()
+		return nil, nil, err
+	}
+	return tx, rx, nil
+}
+
+// sessions derives both directions' sessions with sequence number 0.
+func (c *Conn) sessions(version, suite uint16) (client, server *record.Session, err error) {
+	k := &c.log
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	switch version {
+	case record.VersionTLS13:
+		if k.clientTraffic == nil || k.serverTraffic == nil {
+			return nil, nil, errors.New("ktls: the key log gave no TLS 1.3 application traffic secrets")
+		}
+		if client, err = record.TLS13Session(suite, k.clientTraffic); err != nil {
+			return nil, nil, err
+		}
+		if server, err = record.TLS13Session(suite, k.serverTraffic); err != nil {
+			client.Wipe()
+			return nil, nil, err
+		}
+		return client, server, nil
+	case record.VersionTLS12:
+		clientRandom, serverRandom := c.out.random, c.in.random
+		if !c.isClient {
+			clientRandom, serverRandom = serverRandom, clientRandom
+		}
+		switch {
+		case k.master == nil:
+			return nil, nil, errors.New("ktls: the key log gave no TLS 1.2 master secret")
+		case clientRandom == nil || serverRandom == nil:
+			return nil, nil, errors.New("ktls: hello randoms not seen on the wire")
+		case !bytes.Equal(clientRandom, k.clientRandom):
+			return nil, nil, errors.New("ktls: key log line is for another client random")
+		}
+		return record.TLS12Sessions(suite, k.master, clientRandom, serverRandom)
+	}
+	return nil, nil, fmt.Errorf("ktls: unsupported TLS version %#04x", version)
+}
+
+// count returns the number of records d carried under the application keys
+// of s. TLS 1.2 tells by the ChangeCipherSpec: every later record is under
+// the new keys. In TLS 1.3 every protected record has the outer type
+// application_data, so each is authenticated with the candidate key (on a
+// copy); those that pass must be the last ones.
+func (d *direction) count(s *record.Session) (uint64, error) {
+	if s.Version == record.VersionTLS12 {
+		if !d.ccs {
+			return 0, errors.New("ktls: no ChangeCipherSpec seen")
+		}
+		return d.afterCCS, nil
+	}
+	o, err := record.NewOpener(&record.Session{Version: s.Version, CipherSuite: s.CipherSuite, Key: s.Key, IV: s.IV})
+	if err != nil {
+		return 0, err
+	}
+	var buf []byte
+	for _, rec := range d.sealed {
+		buf = append(buf[:0], rec...)
+		if _, _, err := o.Open(buf); err != nil && o.Seq() > 0 {
+			return 0, errors.New("ktls: record under an unknown key after application data records")
+		}
+	}
+	return o.Seq(), nil
+}
+
+// maxTickets bounds the NewSessionTicket records ReadTickets passes on.
+const maxTickets = 8
+
+// ReadTickets lets tc, a TLS 1.3 client connection whose handshake is done,
+// process the NewSessionTicket records that are already queued on the
+// socket, so that its ClientSessionCache stores them: while the next whole
+// record in the socket's receive queue (looked at with MSG_PEEK, without
+// waiting) authenticates under the server's application key as nothing but
+// NewSessionTicket messages, tc.Read is allowed to read exactly that record
+// and then meets ErrDetached, which it returns without recording an error.
+// Records that are not queued yet are left to the connection's new owner.
+func (c *Conn) ReadTickets(tc *tls.Conn, suite uint16) error {
+	c.log.mu.Lock()
+	rx, err := record.TLS13Session(suite, c.log.serverTraffic)
+	c.log.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	defer rx.Wipe()
+	buf := make([]byte, record.HeaderLen+record.MaxPlaintext+256)
+	for range maxTickets {
+		if c.ready && c.roff < len(c.rbuf) {
+			return nil
+		}
+		n := peek(c.Conn, buf)
+		if n < record.HeaderLen {
+			return nil
+		}
+		end := record.HeaderLen + int(binary.BigEndian.Uint16(buf[3:5]))
+		if n < end || record.ContentType(buf[0]) != record.TypeApplicationData {
+			return nil
+		}
+		if rx.Seq, err = c.in.count(rx); err != nil {
+			return err
+		}
+		o, err := record.NewOpener(rx)
+		if err != nil {
+			return err
+		}
+		typ, msg, err := o.Open(buf[:end])
+		if err != nil || typ != record.TypeHandshake || !onlyTickets(msg) {
+			return nil
+		}
+		c.mode.Store(modeOne)
+		var one [1]byte
+		if _, err := tc.Read(one[:]); !errors.Is(err, ErrDetached) {
+			return fmt.Errorf("ktls: reading a session ticket: unexpected result %v", err)
+		}
+		c.mode.Store(modeHandshake)
+	}
+	return nil
+}
+
+// onlyTickets reports whether b is a sequence of whole NewSessionTicket
+// handshake messages.
+func onlyTickets(b []byte) bool {
+	for len(b) > 0 {
+		if len(b) < 4 || b[0] != typeNewSessionTicket {
+			return false
+		}
+		n := 4 + (int(b[1])<<16 | int(b[2])<<8 | int(b[3]))
+		if len(b) < n {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
+}
