@@ -42,10 +42,10 @@ const (
 
 // Read modes of a Conn.
 const (
-	modeHandshake = iota // read one record at a time, observing it
-	modeOne              // read one more record, then detach
-	modeDetached         // crypto/tls may no longer read or write
-	modePassthrough      // the whole connection stays on crypto/tls
+	modeHandshake   = iota // read one record at a time, observing it
+	modeOne                // read one more record, then detach
+	modeDetached           // crypto/tls may no longer read or write
+	modePassthrough        // the whole connection stays on crypto/tls
 )
 
 // ErrDetached is returned by Read and Write once the connection has been
@@ -357,7 +357,7 @@ func (c *Conn) ReadTickets(tc *tls.Conn, suite uint16) error {
 			return err
 		}
 		typ, msg, err := o.Open(buf[:end])
-		if err != nil || typ != record.TypeHandshake || !onlyTickets(msg) {
+		if err != nil || typ != record.TypeHandshake || !OnlyTickets(msg) {
 			return nil
 		}
 		c.mode.Store(modeOne)
@@ -370,9 +370,9 @@ func (c *Conn) ReadTickets(tc *tls.Conn, suite uint16) error {
 	return nil
 }
 
-// onlyTickets reports whether b is a sequence of whole NewSessionTicket
-// handshake messages.
-func onlyTickets(b []byte) bool {
+// OnlyTickets reports whether b, the payload of a handshake record, is a
+// sequence of whole NewSessionTicket messages.
+func OnlyTickets(b []byte) bool {
 	for len(b) > 0 {
 		if len(b) < 4 || b[0] != typeNewSessionTicket {
 			return false

@@ -1,0 +1,256 @@
+// Package ktls runs the TLS handshake with the standard crypto/tls and then
+// hands each direction's record layer over to the kernel (Linux's TLS ULP,
+// FreeBSD's ktls(4)) or, where the kernel cannot take it, to a user-space
+// record layer (package record). With the kernel framing and protecting the
+// records, sendfile(2) and splice(2) work on TLS connections: Conn.ReadFrom
+// and Conn.WriteTo use them.
+//
+// crypto/tls is used untouched: the keys come from a per-connection key log,
+// and what the handshake sent and received (randoms, record counts) is
+// learned from the bytes on the wire. During the handshake crypto/tls reads
+// exactly one record at a time, so that everything after it is still queued
+// on the socket when the new owner takes over.
+package ktls
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/ktls-go/ktls/internal/handshake"
+)
+
+// Mode says who carries one direction's records after the handshake, like
+// ktls(4)'s TCP_TXTLS_MODE / TCP_RXTLS_MODE and Linux's TLS_INFO_TXCONF /
+// TLS_INFO_RXCONF.
+type Mode int
+
+const (
+	// ModeNone: the whole connection stays on crypto/tls (TCP_TLS_MODE_NONE).
+	ModeNone Mode = iota
+	// ModeUser: the user-space record layer of this package.
+	ModeUser
+	// ModeKernel: the kernel, in software (TCP_TLS_MODE_SW, TLS_CONF_SW).
+	ModeKernel
+	// ModeKernelDevice: the kernel frames records, the NIC does the
+	// cryptography (TCP_TLS_MODE_IFNET, TLS_CONF_HW).
+	ModeKernelDevice
+	// ModeKernelTOE: the NIC or TCP offload engine handles whole records
+	// (TCP_TLS_MODE_TOE, TLS_CONF_HW_RECORD).
+	ModeKernelTOE
+)
+
+// String returns "none", "user", "kernel-sw", "kernel-ifnet" or
+// "kernel-toe".
+func (m Mode) String() string {
+	switch m {
+	case ModeNone:
+		return "none"
+	case ModeUser:
+		return "user"
+	case ModeKernel:
+		return "kernel-sw"
+	case ModeKernelDevice:
+		return "kernel-ifnet"
+	case ModeKernelTOE:
+		return "kernel-toe"
+	}
+	return "Mode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// IsKernel reports whether the kernel carries the direction.
+func (m Mode) IsKernel() bool { return m >= ModeKernel }
+
+// Offload is the policy for one direction's record layer after the
+// handshake.
+type Offload int
+
+const (
+	// OffloadAuto puts the direction in the kernel when the kernel has TLS
+	// and takes the session, and in the user-space record layer otherwise.
+	OffloadAuto Offload = iota
+	// OffloadKernel requires the kernel: the handshake fails when the
+	// kernel cannot take the direction.
+	OffloadKernel
+	// OffloadUser puts the direction in the user-space record layer.
+	OffloadUser
+	// OffloadOff keeps the whole connection on crypto/tls (both directions:
+	// one tls.Conn cannot be split).
+	OffloadOff
+)
+
+// String returns "auto", "kernel", "user" or "off".
+func (o Offload) String() string {
+	switch o {
+	case OffloadAuto:
+		return "auto"
+	case OffloadKernel:
+		return "kernel"
+	case OffloadUser:
+		return "user"
+	case OffloadOff:
+		return "off"
+	}
+	return "Offload(" + strconv.Itoa(int(o)) + ")"
+}
+
+// Config configures a ktls connection: the crypto/tls configuration of the
+// handshake and where each direction goes afterwards. A Config may be shared
+// by many connections and must not be modified after its first use.
+type Config struct {
+	// TLS configures the handshake. Its KeyLogWriter, if any, still
+	// receives every key log line; GetConfigForClient may return another
+	// configuration. nil is an empty configuration.
+	TLS *tls.Config
+
+	// TX and RX choose where the sending and the receiving direction's
+	// record layer runs after the handshake.
+	TX, RX Offload
+
+	serverOnce sync.Once
+	server     *tls.Config
+}
+
+// tlsConfig returns c.TLS, never nil.
+func (c *Config) tlsConfig() *tls.Config {
+	if c == nil || c.TLS == nil {
+		return &tls.Config{}
+	}
+	return c.TLS
+}
+
+// policy returns the offload policies of both directions.
+func (c *Config) policy() (tx, rx Offload) {
+	if c == nil {
+		return OffloadAuto, OffloadAuto
+	}
+	return c.TX, c.RX
+}
+
+// serverConfig returns the tls.Config shared by the server connections of c:
+// a clone of c.TLS whose GetConfigForClient gives each connection its own
+// clone (of c.TLS, or of what the user's GetConfigForClient returns) with
+// the connection's key log. Session ticket keys stay those of the shared
+// configuration, so resumption works across connections.
+func (c *Config) serverConfig() *tls.Config {
+	c.serverOnce.Do(func() {
+		user := c.tlsConfig()
+		hook := user.GetConfigForClient
+		c.server = user.Clone()
+		c.server.GetConfigForClient = func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
+			cfg := user
+			if hook != nil {
+				got, err := hook(chi)
+				if err != nil {
+					return nil, err
+				}
+				if got != nil {
+					cfg = got
+				}
+			}
+			hc, ok := chi.Conn.(*handshake.Conn)
+			if !ok {
+				return nil, errors.New("ktls: server configuration used outside ktls")
+			}
+			cfg = cfg.Clone()
+			cfg.GetConfigForClient = nil
+			cfg.KeyLogWriter = hc.KeyLogWriter(cfg.KeyLogWriter)
+			return cfg, nil
+		}
+	})
+	return c.server
+}
+
+// Server returns a new server-side ktls connection over conn, as
+// tls.Server does. The handshake runs on the first Read or Write, or by
+// Handshake. For the kernel to take over, conn must be a *net.TCPConn (or
+// another connected TCP socket implementing syscall.Conn).
+func Server(conn net.Conn, config *Config) *Conn {
+	if config == nil {
+		config = &Config{}
+	}
+	hc := handshake.NewConn(conn, false)
+	return &Conn{conn: conn, hc: hc, config: config, tls: tls.Server(hc, config.serverConfig())}
+}
+
+// Client returns a new client-side ktls connection over conn, as tls.Client
+// does. config.TLS should set ServerName or InsecureSkipVerify.
+func Client(conn net.Conn, config *Config) *Conn {
+	return newClient(conn, config, "")
+}
+
+func newClient(conn net.Conn, config *Config, serverName string) *Conn {
+	hc := handshake.NewConn(conn, true)
+	cfg := config.tlsConfig().Clone()
+	if cfg.ServerName == "" {
+		cfg.ServerName = serverName
+	}
+	cfg.KeyLogWriter = hc.KeyLogWriter(cfg.KeyLogWriter)
+	return &Conn{conn: conn, hc: hc, config: config, isClient: true, tls: tls.Client(hc, cfg), clientConfig: cfg}
+}
+
+// Dial connects to addr on the named network and runs the handshake, as
+// tls.Dial does.
+func Dial(network, addr string, config *Config) (*Conn, error) {
+	return DialContext(context.Background(), network, addr, config)
+}
+
+// DialContext is Dial with a context, which bounds the connection and the
+// handshake; once the handshake is done it has no effect.
+func DialContext(ctx context.Context, network, addr string, config *Config) (*Conn, error) {
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	host := addr
+	if i := strings.LastIndex(addr, ":"); i >= 0 {
+		host = addr[:i]
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	c := newClient(raw, config, host)
+	if err := c.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Listen creates a TLS listener accepting connections on laddr, as
+// tls.Listen does. config.TLS must provide a certificate (Certificates,
+// GetCertificate or GetConfigForClient).
+func Listen(network, laddr string, config *Config) (net.Listener, error) {
+	if t := config.tlsConfig(); len(t.Certificates) == 0 && t.GetCertificate == nil && t.GetConfigForClient == nil {
+		return nil, errors.New("ktls: neither Certificates, GetCertificate, nor GetConfigForClient set in Config.TLS")
+	}
+	l, err := net.Listen(network, laddr)
+	if err != nil {
+		return nil, err
+	}
+	return NewListener(l, config), nil
+}
+
+// NewListener returns a listener whose Accept wraps each connection of
+// inner with Server. The returned net.Conn values are *Conn.
+func NewListener(inner net.Listener, config *Config) net.Listener {
+	return &listener{Listener: inner, config: config}
+}
+
+type listener struct {
+	net.Listener
+	config *Config
+}
+
+// Accept waits for the next connection and returns it as a *Conn whose
+// handshake has not run yet.
+func (l *listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return Server(c, l.config), nil
+}

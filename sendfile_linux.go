@@ -1,0 +1,74 @@
+package ktls
+
+import (
+	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxSendfile is the most one sendfile(2) call is asked to send.
+const maxSendfile = 1 << 30
+
+// sendFile sends the rest of r with sendfile(2) if r is a regular *os.File
+// or an io.LimitedReader of one; handled is false otherwise. c.out is held
+// and the sending direction is in the kernel, which makes the records. The
+// bytes sent are counted in c.sendfileBytes.
+func (c *Conn) sendFile(r io.Reader) (written int64, handled bool, err error) {
+	remain := int64(1) << 62
+	lr, limited := r.(*io.LimitedReader)
+	if limited {
+		remain, r = lr.N, lr.R
+	}
+	f, ok := r.(*os.File)
+	if !ok {
+		return 0, false, nil
+	}
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return 0, false, nil
+	}
+	pos, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return 0, false, nil
+	}
+	remain = min(remain, fi.Size()-pos)
+	fc, err := f.SyscallConn()
+	if err != nil {
+		return 0, false, nil
+	}
+	var serr error
+	cerr := fc.Control(func(infd uintptr) {
+		serr = c.rc.Write(func(outfd uintptr) bool {
+			for remain > 0 {
+				n, err := unix.Sendfile(int(outfd), int(infd), &pos, int(min(remain, maxSendfile)))
+				if n > 0 {
+					written += int64(n)
+					remain -= int64(n)
+					c.sendfileBytes.Add(int64(n))
+				}
+				switch {
+				case err == unix.EAGAIN:
+					return false
+				case err == unix.EINTR:
+				case err != nil:
+					serr = os.NewSyscallError("sendfile", err)
+					return true
+				case n == 0:
+					return true // the file shrank
+				}
+			}
+			return true
+		})
+	})
+	if serr == nil {
+		serr = cerr
+	}
+	if _, err := f.Seek(pos, io.SeekStart); err != nil && serr == nil {
+		serr = err
+	}
+	if limited {
+		lr.N -= written
+	}
+	return written, true, serr
+}
