@@ -1,0 +1,7 @@
+//go:build !unix
+
+package lab
+
+import "os/exec"
+
+func setpgid(*exec.Cmd) {}
