@@ -116,6 +116,7 @@ var (
 	kernelLine = regexp.MustCompile(`^\[\s*[0-9]+\.[0-9]+\]`)
 	faultLine  = regexp.MustCompile(`Oops:|BUG:|Kernel panic|general protection fault|WARNING: CPU:|Call Trace:`)
 	testLine   = regexp.MustCompile(`^\s*--- (PASS|FAIL|SKIP): `)
+	escapes    = regexp.MustCompile(`\x1b(\[[0-9;?]*[A-Za-z]|[A-Za-z])`)
 )
 
 // boot runs the machine, streams step output to out and parses the console.
@@ -150,7 +151,7 @@ func (m *machine) boot(ctx context.Context, out io.Writer) (*bootResult, error) 
 	for {
 		line, err := br.ReadString('\n')
 		if line != "" {
-			c.line(strings.TrimRight(line, "\r\n"))
+			c.line(escapes.ReplaceAllString(strings.TrimRight(line, "\r\n"), ""))
 		}
 		if err != nil {
 			break

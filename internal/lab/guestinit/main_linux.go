@@ -205,6 +205,7 @@ func runStep(s guestconf.Step, env []string) {
 	if len(s.Args) == 0 {
 		fmt.Println("no program")
 	} else {
+		_ = os.MkdirAll(s.Dir, 0o755)
 		cmd := exec.Command(s.Args[0], s.Args[1:]...)
 		cmd.Dir = s.Dir
 		cmd.Env = env
