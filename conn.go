@@ -120,7 +120,13 @@ func (c *Conn) handOff() error {
 	c.state = c.tls.ConnectionState()
 	tx, rx, err := c.hc.Sessions(st.Version, st.CipherSuite)
 	if err != nil {
-		return err
+		if txPol == OffloadKernel || rxPol == OffloadKernel {
+			return err
+		}
+		// Nothing was read or written since the handshake: crypto/tls
+		// can carry on.
+		c.hc.Passthrough()
+		return nil
 	}
 	defer tx.Wipe()
 	defer rx.Wipe()

@@ -159,6 +159,28 @@ func (c *Config) serverConfig() *tls.Config {
 			cfg = cfg.Clone()
 			cfg.GetConfigForClient = nil
 			cfg.KeyLogWriter = hc.KeyLogWriter(cfg.KeyLogWriter)
+			// A resumed TLS 1.2 session gets no key log line: learn its
+			// master secret from the session the ticket holds. Tickets are
+			// sealed and opened with the shared configuration's keys, as
+			// crypto/tls does when GetConfigForClient returns a config
+			// without keys of its own.
+			unwrap := cfg.UnwrapSession
+			cfg.UnwrapSession = func(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
+				var ss *tls.SessionState
+				var err error
+				if unwrap != nil {
+					ss, err = unwrap(identity, cs)
+				} else {
+					ss, err = c.server.DecryptTicket(identity, cs)
+				}
+				if err == nil && ss != nil {
+					hc.SetResumedSession(ss)
+				}
+				return ss, err
+			}
+			if cfg.WrapSession == nil {
+				cfg.WrapSession = c.server.EncryptTicket
+			}
 			return cfg, nil
 		}
 	})
@@ -190,7 +212,28 @@ func newClient(conn net.Conn, config *Config, serverName string) *Conn {
 		cfg.ServerName = serverName
 	}
 	cfg.KeyLogWriter = hc.KeyLogWriter(cfg.KeyLogWriter)
+	if cfg.ClientSessionCache != nil {
+		cfg.ClientSessionCache = &sessionCache{ClientSessionCache: cfg.ClientSessionCache, hc: hc}
+	}
 	return &Conn{conn: conn, hc: hc, config: config, isClient: true, tls: tls.Client(hc, cfg), clientConfig: cfg}
+}
+
+// sessionCache passes the session a client offers for resumption to the
+// handshake conn: a resumed TLS 1.2 session gets no key log line.
+type sessionCache struct {
+	tls.ClientSessionCache
+	hc *handshake.Conn
+}
+
+// Get returns the cached session for sessionKey and notes its secret.
+func (s *sessionCache) Get(sessionKey string) (*tls.ClientSessionState, bool) {
+	cs, ok := s.ClientSessionCache.Get(sessionKey)
+	if ok && cs != nil {
+		if _, ss, err := cs.ResumptionState(); err == nil && ss != nil {
+			s.hc.SetResumedSession(ss)
+		}
+	}
+	return cs, ok
 }
 
 // Dial connects to addr on the named network and runs the handshake, as

@@ -278,15 +278,19 @@ func (c *Conn) sessions(version, suite uint16) (client, server *record.Session, 
 		if !c.isClient {
 			clientRandom, serverRandom = serverRandom, clientRandom
 		}
+		master := k.master
+		if master == nil {
+			master = k.resumed
+		}
 		switch {
-		case k.master == nil:
+		case master == nil:
 			return nil, nil, errors.New("ktls: the key log gave no TLS 1.2 master secret")
 		case clientRandom == nil || serverRandom == nil:
 			return nil, nil, errors.New("ktls: hello randoms not seen on the wire")
-		case !bytes.Equal(clientRandom, k.clientRandom):
+		case k.master != nil && !bytes.Equal(clientRandom, k.clientRandom):
 			return nil, nil, errors.New("ktls: key log line is for another client random")
 		}
-		return record.TLS12Sessions(suite, k.master, clientRandom, serverRandom)
+		return record.TLS12Sessions(suite, master, clientRandom, serverRandom)
 	}
 	return nil, nil, fmt.Errorf("ktls: unsupported TLS version %#04x", version)
 }
@@ -315,6 +319,33 @@ func (d *direction) count(s *record.Session) (uint64, error) {
 		}
 	}
 	return o.Seq(), nil
+}
+
+// SetResumedSession records the session crypto/tls is resuming: the
+// client's ClientSessionCache returned it, or the server's UnwrapSession
+// did. crypto/tls writes no key log line for a resumed TLS 1.2 session, so
+// its master secret comes from here: from the session's public encoding
+// (tls.SessionState.Bytes: version, type, suite, creation time, then the
+// secret with a one-byte length). Anything unexpected in it is ignored, and
+// the hand-off then fails for lack of a secret.
+func (c *Conn) SetResumedSession(ss *tls.SessionState) {
+	b, err := ss.Bytes()
+	if err != nil {
+		return
+	}
+	defer clear(b)
+	const secretAt = 2 + 1 + 2 + 8
+	if len(b) < secretAt+1 || binary.BigEndian.Uint16(b) != record.VersionTLS12 {
+		return
+	}
+	n := int(b[secretAt])
+	if n != 48 || len(b) < secretAt+1+n {
+		return
+	}
+	c.log.mu.Lock()
+	clear(c.log.resumed)
+	c.log.resumed = bytes.Clone(b[secretAt+1 : secretAt+1+n])
+	c.log.mu.Unlock()
 }
 
 // maxTickets bounds the NewSessionTicket records ReadTickets passes on.

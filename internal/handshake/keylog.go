@@ -27,6 +27,7 @@ type keyLog struct {
 	master        []byte // TLS 1.2 master secret
 	clientTraffic []byte // TLS 1.3 client_application_traffic_secret_0
 	serverTraffic []byte // TLS 1.3 server_application_traffic_secret_0
+	resumed       []byte // TLS 1.2 master secret of a resumed session (see Conn.SetResumedSession)
 }
 
 // Write parses key log lines. crypto/tls writes one line per call; partial
@@ -98,7 +99,7 @@ func (k *keyLog) parseLine(line []byte) {
 func (k *keyLog) wipe() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	for _, b := range []*[]byte{&k.partial, &k.master, &k.clientTraffic, &k.serverTraffic} {
+	for _, b := range []*[]byte{&k.partial, &k.master, &k.clientTraffic, &k.serverTraffic, &k.resumed} {
 		clear(*b)
 		*b = nil
 	}
