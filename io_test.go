@@ -1,0 +1,189 @@
+package ktls
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/ktls-go/ktls/internal/ktlstest"
+)
+
+// ioSize is the size of the ReadFrom / WriteTo transfers: not a multiple of
+// the record size.
+func ioSize() int {
+	if inLab {
+		return 300<<10 + 123
+	}
+	return 2<<20 + 123
+}
+
+// engineConn returns a handshaken ktls server (both directions on engine)
+// and its crypto/tls client.
+func engineConn(t *testing.T, engine Offload) *pair {
+	pr := newPair(t, true, &Config{TLS: serverTLS(), TX: engine, RX: engine}, clientTLS())
+	pr.fc.release()
+	pr.handshake(t)
+	if tx, rx := pr.k.Mode(); tx != wantMode(engine) || rx != wantMode(engine) {
+		t.Fatalf("Mode() = %v, %v; want %v", tx, rx, wantMode(engine))
+	}
+	return pr
+}
+
+// TestReadFromFile sends a file with ReadFrom (user space: the copy loop).
+func TestReadFromFile(t *testing.T) {
+	if n := testReadFromFile(t, OffloadUser); n != 0 {
+		t.Errorf("sendfile sent %d bytes in user-space mode", n)
+	}
+}
+
+// TestKernelSendfile sends a file with ReadFrom and checks that all of it
+// went through sendfile(2) on the kTLS socket.
+func TestKernelSendfile(t *testing.T) {
+	ktlstest.RequireKernel(t)
+	if n, want := testReadFromFile(t, OffloadKernel), int64(ioSize()-100); n != want {
+		t.Errorf("sendfile sent %d bytes, want %d", n, want)
+	}
+}
+
+// testReadFromFile sends a file (from offset 100) with ReadFrom and returns
+// the bytes sendfile sent.
+func testReadFromFile(t *testing.T, engine Offload) int64 {
+	data := testData(ioSize(), 3)
+	name := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(name, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(100, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	pr := engineConn(t, engine)
+	errc := make(chan error, 1)
+	go func() {
+		n, err := pr.k.ReadFrom(f)
+		if err == nil && n != int64(len(data)-100) {
+			err = io.ErrShortWrite
+		}
+		if err == nil {
+			err = pr.k.CloseWrite()
+		}
+		errc <- err
+	}()
+	got, err := io.ReadAll(pr.p)
+	if err != nil {
+		t.Errorf("peer read: %v", err)
+	}
+	if err := <-errc; err != nil {
+		t.Errorf("ReadFrom: %v", err)
+	}
+	if !bytes.Equal(got, data[100:]) {
+		t.Errorf("file -> peer: %s", firstDiff(got, data[100:]))
+	}
+	if off, _ := f.Seek(0, io.SeekCurrent); off != int64(len(data)) {
+		t.Errorf("file offset after ReadFrom = %d, want %d", off, len(data))
+	}
+	return pr.k.sendfileBytes.Load()
+}
+
+// TestReadFromTCP sends what a TCP connection yields with ReadFrom.
+func TestReadFromTCP(t *testing.T) { testReadFromTCP(t, OffloadUser) }
+
+// TestKernelSplice sends what a TCP connection yields with ReadFrom (splice
+// into the kTLS socket) and receives into a TCP connection with WriteTo
+// (splice out of it, and recvmsg for the close_notify at the end).
+func TestKernelSplice(t *testing.T) {
+	ktlstest.RequireKernel(t)
+	t.Run("ReadFrom", func(t *testing.T) { testReadFromTCP(t, OffloadKernel) })
+	t.Run("WriteTo", func(t *testing.T) { testWriteToTCP(t, OffloadKernel) })
+}
+
+func testReadFromTCP(t *testing.T, engine Offload) {
+	data := testData(ioSize(), 4)
+	src, srcPeer := tcpPair(t)
+	go func() {
+		srcPeer.Write(data)
+		srcPeer.Close()
+	}()
+	pr := engineConn(t, engine)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := pr.k.ReadFrom(src)
+		if err == nil {
+			err = pr.k.CloseWrite()
+		}
+		errc <- err
+	}()
+	got, err := io.ReadAll(pr.p)
+	if err != nil {
+		t.Errorf("peer read: %v", err)
+	}
+	if err := <-errc; err != nil {
+		t.Errorf("ReadFrom: %v", err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Errorf("tcp -> peer: %s", firstDiff(got, data))
+	}
+}
+
+// TestWriteTo receives into a buffer and into a TCP connection with
+// WriteTo.
+func TestWriteTo(t *testing.T) {
+	testWriteToBuffer(t, OffloadUser)
+	testWriteToTCP(t, OffloadUser)
+}
+
+// TestKernelWriteTo receives into a buffer with WriteTo: plain reads of the
+// kTLS socket, which fail with EIO at the close_notify.
+func TestKernelWriteTo(t *testing.T) {
+	ktlstest.RequireKernel(t)
+	testWriteToBuffer(t, OffloadKernel)
+}
+
+func testWriteToBuffer(t *testing.T, engine Offload) {
+	data := testData(ioSize(), 5)
+	pr := engineConn(t, engine)
+	go func() {
+		pr.p.Write(data)
+		pr.p.CloseWrite()
+	}()
+	var buf bytes.Buffer
+	n, err := pr.k.WriteTo(&buf)
+	if err != nil || n != int64(len(data)) || !bytes.Equal(buf.Bytes(), data) {
+		t.Errorf("WriteTo = %d, %v; %s", n, err, firstDiff(buf.Bytes(), data))
+	}
+}
+
+func testWriteToTCP(t *testing.T, engine Offload) {
+	data := testData(ioSize(), 6)
+	dst, dstPeer := tcpPair(t)
+	pr := engineConn(t, engine)
+	go func() {
+		pr.p.Write(data)
+		pr.p.CloseWrite()
+	}()
+	errc := make(chan error, 1)
+	go func() {
+		n, err := pr.k.WriteTo(dst)
+		if err == nil && n != int64(len(data)) {
+			err = io.ErrShortWrite
+		}
+		dst.CloseWrite()
+		errc <- err
+	}()
+	got, err := io.ReadAll(dstPeer)
+	if err != nil {
+		t.Errorf("read: %v", err)
+	}
+	if err := <-errc; err != nil {
+		t.Errorf("WriteTo: %v", err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Errorf("peer -> tcp: %s", firstDiff(got, data))
+	}
+}
