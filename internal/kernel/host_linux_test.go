@@ -65,8 +65,8 @@ func TestPlainSocket(t *testing.T) {
 	if n, err := kernel.SendRecord(ra, record.TypeAlert, []byte("plain")); err != nil || n != 5 {
 		t.Fatalf("SendRecord: %d, %v", n, err)
 	}
-	if n, err := kernel.SendRecord(ra, record.TypeAlert, nil); err != nil || n != 0 {
-		t.Fatalf("SendRecord of nothing: %d, %v", n, err)
+	if n, err := kernel.SendRecord(ra, record.TypeAlert, nil); !errors.Is(err, syscall.EINVAL) || n != 0 {
+		t.Fatalf("SendRecord of nothing: %d, %v; want EINVAL (Linux makes no empty records)", n, err)
 	}
 	typ, p := recv(t, rb, 100)
 	if typ != record.TypeApplicationData || string(p) != "plain" {
@@ -99,7 +99,8 @@ func TestPlainSocket(t *testing.T) {
 func TestSupportedExplains(t *testing.T) {
 	err := kernel.Supported()
 	if err == nil {
-		t.Skip("this kernel has TLS; nothing to explain")
+		t.Log("this kernel has TLS; nothing to explain")
+		return
 	}
 	t.Logf("Supported: %v", err)
 	var errno syscall.Errno

@@ -91,7 +91,7 @@ func probe() error {
 	if err != nil {
 		return fmt.Errorf("kernel: probing ktls(4): %w", err)
 	}
-	s.Close()
+	defer s.Close() // the TLS ULP needs an ESTABLISHED socket: keep the peer open
 	rc, err := c.(*net.TCPConn).SyscallConn()
 	if err != nil {
 		return fmt.Errorf("kernel: probing ktls(4): %w", err)

@@ -51,7 +51,7 @@ func probe() error {
 	if err != nil {
 		return fmt.Errorf("kernel: probing TLS ULP: %w", err)
 	}
-	s.Close()
+	defer s.Close() // the TLS ULP needs an ESTABLISHED socket: keep the peer open
 	rc, err := c.(*net.TCPConn).SyscallConn()
 	if err != nil {
 		return fmt.Errorf("kernel: probing TLS ULP: %w", err)
@@ -105,8 +105,13 @@ func Enable(c syscall.RawConn, d Direction, s *record.Session) error {
 // SendRecord sends p as the payload of records of type typ (sendmsg with a
 // SOL_TLS TLS_SET_RECORD_TYPE control message). It returns once all of p is
 // queued. p longer than a record is split by the kernel into records of the
-// same type. An empty p asks for a zero-length record.
+// same type. Linux makes no record of an empty sendmsg, so an empty p fails
+// with an error wrapping EINVAL rather than silently sending nothing (TLS
+// forbids zero-length handshake and alert records anyway).
 func SendRecord(c syscall.RawConn, typ record.ContentType, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, fmt.Errorf("kernel: Linux kernel TLS cannot send a zero-length %v record: %w", typ, os.NewSyscallError("sendmsg", unix.EINVAL))
+	}
 	return sendRecord(c, p, cmsg(unix.SOL_TLS, tlsSetRecordType, []byte{byte(typ)}), unix.MSG_NOSIGNAL)
 }
 
