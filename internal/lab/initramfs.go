@@ -63,16 +63,17 @@ func commonArchive(file, initBin string, files [][2]string) error {
 	})
 }
 
-// kernelArchive holds one kernel's modules and the run configuration;
-// cfg.Modules is filled in with their guest paths.
-func kernelArchive(file string, k Kernel, cfg guestconf.Config) error {
+// kernelArchive holds one kernel's modules and the run configuration
+// (with cfg.Modules set to their guest paths); it returns the number of
+// modules.
+func kernelArchive(file string, k Kernel, cfg guestconf.Config) (int, error) {
 	db, err := loadModuleDB(k.ModDir)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	mods, required, err := db.guestModules(cfg.Network)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	cfg.Required = required
 	cfg.Modules = nil
@@ -81,9 +82,9 @@ func kernelArchive(file string, k Kernel, cfg guestconf.Config) error {
 	}
 	b, err := json.MarshalIndent(cfg, "", "\t")
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return writeArchive(file, func(w *cpioWriter) {
+	return len(mods), writeArchive(file, func(w *cpioWriter) {
 		for _, m := range mods {
 			w.CopyFile(path.Join("/lab/modules", m), filepath.Join(k.ModDir, filepath.FromSlash(m)))
 		}

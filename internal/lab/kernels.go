@@ -155,6 +155,20 @@ func Kernels(o *Options, update bool) ([]Kernel, error) {
 			return ks, nil
 		}
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	unlock, err := lockFile(filepath.Join(dir, "lock"))
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if !update {
+		// Another lab command may have fetched while we waited for the lock.
+		if ks, err := readManifest(dir); err == nil {
+			return ks, nil
+		}
+	}
 	for _, t := range []string{"apt-get", "apt-cache", "dpkg-deb", "depmod"} {
 		if _, err := lookTool(t); err != nil {
 			return nil, CheckTools()

@@ -79,7 +79,7 @@ func Run(ctx context.Context, o *RunOptions) (int, error) {
 		cfg.Env = append(cfg.Env, "CI="+ci)
 	}
 	kpart := filepath.Join(tmp, "kernel.cpio.gz")
-	if err := kernelArchive(kpart, k, cfg); err != nil {
+	if _, err := kernelArchive(kpart, k, cfg); err != nil {
 		return 0, err
 	}
 	initrd := filepath.Join(tmp, "initrd")

@@ -104,14 +104,15 @@ func Test(ctx context.Context, o *TestOptions) (ok bool, err error) {
 func testKernel(ctx context.Context, o *TestOptions, k Kernel, tmp, common string, cfg guestconf.Config) (bool, error) {
 	kpart := filepath.Join(tmp, "kernel.cpio.gz")
 	initrd := filepath.Join(tmp, "initrd-"+k.Release)
-	if err := kernelArchive(kpart, k, cfg); err != nil {
+	nmod, err := kernelArchive(kpart, k, cfg)
+	if err != nil {
 		return false, err
 	}
 	if err := concat(initrd, common, kpart); err != nil {
 		return false, err
 	}
 	defer os.Remove(initrd)
-	o.logf("booting %s", k.Release)
+	o.logf("booting %s (%d modules)", k.Release, nmod)
 	m := &machine{kernel: k, initrd: initrd, timeout: o.Timeout, kvm: o.KVM}
 	r, err := m.boot(ctx, o.stdout())
 	if err != nil {

@@ -5,3 +5,5 @@ package lab
 import "os/exec"
 
 func setpgid(*exec.Cmd) {}
+
+func lockFile(string) (func(), error) { return func() {}, nil }
