@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"io/fs"
+	"net"
 	"os"
 	"syscall"
 	"testing"
@@ -112,5 +113,43 @@ func TestSupportedExplains(t *testing.T) {
 	}
 	if _, err := kernel.Stats(); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Stats without the tls module: %v, want fs.ErrNotExist", err)
+	}
+}
+
+// TestSocketInfoFamilies: sock_diag finds plain sockets of every address
+// family shape: IPv4, IPv6, and IPv4-mapped IPv6 (a dual-stack listener).
+func TestSocketInfoFamilies(t *testing.T) {
+	for _, tc := range []struct{ listen, dial string }{
+		{"127.0.0.1:0", "127.0.0.1"},
+		{"[::1]:0", "::1"},
+		{":0", "127.0.0.1"},
+	} {
+		ln, err := net.Listen("tcp", tc.listen)
+		if err != nil {
+			t.Logf("%s: %v", tc.listen, err)
+			continue
+		}
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		c, err := net.Dial("tcp", net.JoinHostPort(tc.dial, port))
+		if err != nil {
+			ln.Close()
+			t.Fatal(err)
+		}
+		s, err := ln.Accept()
+		ln.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, conn := range []net.Conn{c, s} {
+			info, err := kernel.SocketInfo(rawConn(t, conn.(*net.TCPConn)))
+			if errors.Is(err, syscall.EPROTONOSUPPORT) || errors.Is(err, syscall.EACCES) {
+				t.Skipf("no sock_diag here: %v", err)
+			}
+			if err != nil || info != (kernel.Info{}) {
+				t.Errorf("%v->%v: %+v, %v", conn.LocalAddr(), conn.RemoteAddr(), info, err)
+			}
+		}
+		c.Close()
+		s.Close()
 	}
 }

@@ -102,7 +102,8 @@ type Info struct {
 	Cipher uint16
 	// TX and RX are the configuration of each direction.
 	TX, RX Conf
-	// ZeroCopyTX is set when TLS_TX_ZEROCOPY_RO is on (Linux).
+	// ZeroCopyTX is set when TLS_TX_ZEROCOPY_RO is on for a TX in the NIC
+	// (Linux reports it only with TLS_CONF_HW).
 	ZeroCopyTX bool
 	// RXNoPad is set when TLS_RX_EXPECT_NO_PAD is on (Linux).
 	RXNoPad bool

@@ -264,6 +264,23 @@ func TestKernelControlRecords(t *testing.T) {
 				if typ, p := recv(t, rc, 100); typ != record.TypeHandshake || !bytes.Equal(p, handshake) {
 					t.Fatalf("handshake: %v %x", typ, p)
 				}
+				// A control record larger than the buffer comes in parts,
+				// each with its type.
+				long := randomBytes(250)
+				if _, err := b.Write(o.seal(22, long)); err != nil {
+					t.Fatal(err)
+				}
+				var got []byte
+				for len(got) < len(long) {
+					typ, p := recv(t, rc, 100)
+					if typ != record.TypeHandshake || len(p) == 0 {
+						t.Fatalf("part of a long handshake record: %v, %d bytes", typ, len(p))
+					}
+					got = append(got, p...)
+				}
+				if !bytes.Equal(got, long) {
+					t.Fatal("long handshake record read in parts differs")
+				}
 			})
 			t.Run("KernelToKernel", func(t *testing.T) {
 				a, b := tcpPair(t)
@@ -623,14 +640,22 @@ func TestKernelFeatures(t *testing.T) {
 	if err := kernel.Enable(rc, kernel.RX, sess); err != nil {
 		t.Fatal(err)
 	}
-	opt := func(name string, o, v int) {
+	opt := func(name string, o, v int) bool {
 		var err error
 		rc.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_TLS, o, v) })
 		t.Logf("feature %s: %s", name, yesNo(err))
+		return err == nil
 	}
-	opt("TLS_TX_ZEROCOPY_RO", 3, 1)
-	opt("TLS_RX_EXPECT_NO_PAD", 4, 1)
-	var err error
+	zc := opt("TLS_TX_ZEROCOPY_RO", 3, 1)
+	nopad := opt("TLS_RX_EXPECT_NO_PAD", 4, 1)
+	info, err := kernel.SocketInfo(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Linux reports zero-copy sendfile only for device offload (TLS_HW).
+	if wantZC := zc && info.TX == kernel.ConfHW; info.ZeroCopyTX != wantZC || info.RXNoPad != nopad {
+		t.Errorf("SocketInfo %+v; want ZeroCopyTX %v, RXNoPad %v", info, wantZC, nopad)
+	}
 	rc.Control(func(fd uintptr) { err = unix.SetsockoptString(int(fd), unix.SOL_TLS, 5, "\x00\x10") }) // u16 4096, little-endian
 	t.Logf("feature TLS_TX_MAX_PAYLOAD_LEN: %s", yesNo(err))
 	next := *sess
