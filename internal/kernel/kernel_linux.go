@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"sync"
-	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -145,8 +144,6 @@ func RecvRecord(c syscall.RawConn, p []byte) (typ record.ContentType, n int, err
 	return record.TypeApplicationData, n, nil
 }
 
-var diagSeq atomic.Uint32
-
 // SocketInfo reports the kernel TLS state of the socket from sock_diag
 // (NETLINK_SOCK_DIAG, INET_DIAG_ULP_INFO for the socket's 4-tuple). A socket
 // without the TLS ULP reports Conf 0 ("none") in both directions. The kernel
@@ -172,7 +169,7 @@ func SocketInfo(c syscall.RawConn) (Info, error) {
 	if !ok1 || !ok2 {
 		return Info{}, fmt.Errorf("kernel: sock_diag: not a TCP/IP socket")
 	}
-	seq := diagSeq.Add(1)
+	const seq = 1 // each query has its own netlink socket
 	req, err := diagRequest(la, ra, lif, seq)
 	if err != nil {
 		return Info{}, err

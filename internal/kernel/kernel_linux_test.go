@@ -4,6 +4,7 @@ package kernel_test
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -672,4 +673,94 @@ func yesNo(err error) string {
 		return "yes"
 	}
 	return "no (" + err.Error() + ")"
+}
+
+// TestKernelRekey: TLS 1.3 KeyUpdate. On kernels that re-key (Linux 6.14 and
+// later) setting TLS_TX again switches the keys between two records, and
+// after a received KeyUpdate the kernel holds back the next records
+// (EKEYEXPIRED) until TLS_RX is set again. Older kernels answer the second
+// TLS_TX / TLS_RX with EBUSY; the test checks that and says the kernel lacks
+// re-keying.
+func TestKernelRekey(t *testing.T) {
+	ktlstest.RequireKernel(t)
+	keyUpdate := []byte{24, 0, 0, 1, 0} // KeyUpdate, update_not_requested
+	for _, s := range suites {
+		if s.version != tls.VersionTLS13 {
+			continue
+		}
+		t.Run(s.name, func(t *testing.T) {
+			t.Run("TX", func(t *testing.T) {
+				a, b, rc, o := kernelTX(t, s, 3)
+				if _, err := a.Write([]byte("old key")); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := kernel.SendRecord(rc, record.TypeHandshake, keyUpdate); err != nil {
+					t.Fatal(err)
+				}
+				next := s.session(0)
+				if err := kernel.Enable(rc, kernel.TX, next); err != nil {
+					if !errors.Is(err, syscall.EBUSY) {
+						t.Fatalf("second TLS_TX: %v, want success or EBUSY", err)
+					}
+					t.Logf("kernel lacks TLS 1.3 TX rekey: %v", err)
+					return
+				}
+				if _, err := a.Write([]byte("new key")); err != nil {
+					t.Fatal(err)
+				}
+				if typ, p := openRecord(t, b, o); typ != 23 || string(p) != "old key" {
+					t.Fatalf("first record: %d %q", typ, p)
+				}
+				if typ, p := openRecord(t, b, o); typ != 22 || !bytes.Equal(p, keyUpdate) {
+					t.Fatalf("KeyUpdate record: %d %x", typ, p)
+				}
+				if typ, p := openRecord(t, b, newOracle(t, s, next)); typ != 23 || string(p) != "new key" {
+					t.Fatalf("record under the new key: %d %q", typ, p)
+				}
+			})
+			t.Run("RX", func(t *testing.T) {
+				a, b := tcpPair(t)
+				rc := rawConn(t, a)
+				sess, next := s.session(8), s.session(0)
+				o, on := newOracle(t, s, sess), newOracle(t, s, next)
+				if err := kernel.Attach(rc); err != nil {
+					t.Fatal(err)
+				}
+				if err := kernel.Enable(rc, kernel.RX, sess); err != nil {
+					t.Fatal(err)
+				}
+				wire := o.seal(23, []byte("old key"))
+				wire = append(wire, o.seal(22, keyUpdate)...)
+				wire = append(wire, on.seal(23, []byte("new key"))...)
+				if _, err := b.Write(wire); err != nil {
+					t.Fatal(err)
+				}
+				if typ, p := recv(t, rc, 100); typ != 23 || string(p) != "old key" {
+					t.Fatalf("first record: %v %q", typ, p)
+				}
+				if typ, p := recv(t, rc, 100); typ != 22 || !bytes.Equal(p, keyUpdate) {
+					t.Fatalf("KeyUpdate record: %v %x", typ, p)
+				}
+				_, _, err := recvErr(rc, 100)
+				if errors.Is(err, syscall.EBADMSG) {
+					// The kernel does not know KeyUpdate: it opened the next
+					// record with the old key.
+					if err := kernel.Enable(rc, kernel.RX, next); !errors.Is(err, syscall.EBUSY) {
+						t.Fatalf("second TLS_RX on a kernel without rekey: %v, want EBUSY", err)
+					}
+					t.Log("kernel lacks TLS 1.3 RX rekey: the record after KeyUpdate fails with EBADMSG, a second TLS_RX with EBUSY")
+					return
+				}
+				if !errors.Is(err, syscall.EKEYEXPIRED) {
+					t.Fatalf("read after KeyUpdate: %v, want EKEYEXPIRED", err)
+				}
+				if err := kernel.Enable(rc, kernel.RX, next); err != nil {
+					t.Fatalf("TLS_RX with the next key: %v", err)
+				}
+				if typ, p := recv(t, rc, 100); typ != 23 || string(p) != "new key" {
+					t.Fatalf("record under the new key: %v %q", typ, p)
+				}
+			})
+		})
+	}
 }
