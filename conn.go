@@ -54,6 +54,7 @@ type Conn struct {
 		closeNotifyErr  error
 	}
 
+	ticketsRead    int           // TLS 1.3 NewSessionTicket records crypto/tls read before the hand-off
 	ticketsDropped atomic.Uint64 // TLS 1.3 NewSessionTicket records after hand-off
 	sendfileBytes  atomic.Int64  // bytes sent by sendfile(2) in ReadFrom
 }
@@ -110,8 +111,10 @@ func (c *Conn) handOff() error {
 		c.state = st
 		return nil
 	}
-	if c.isClient && st.Version == tls.VersionTLS13 && c.clientConfig.ClientSessionCache != nil {
-		if err := c.hc.ReadTickets(c.tls, st.CipherSuite); err != nil {
+	if c.isClient && st.Version == tls.VersionTLS13 && c.clientConfig.ClientSessionCache != nil && !c.clientConfig.SessionTicketsDisabled {
+		n, err := c.hc.ReadTickets(c.tls, st.CipherSuite)
+		c.ticketsRead = n
+		if err != nil {
 			c.hc.Detach()
 			return err
 		}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ktls-go/ktls/internal/kernel"
 	"github.com/ktls-go/ktls/internal/ktlstest"
 )
 
@@ -113,6 +114,41 @@ func TestKernelMatrix(t *testing.T) {
 	runMatrix(t, OffloadKernel)
 }
 
+// checkSocketInfo checks the kernel's own view of the socket (sock_diag on
+// Linux): software kTLS in the offloaded directions, no keys in the others.
+func checkSocketInfo(t *testing.T, k *Conn, tx, rx bool) {
+	t.Helper()
+	info, err := kernel.SocketInfo(k.rc)
+	if err != nil {
+		t.Errorf("SocketInfo: %v", err)
+		return
+	}
+	conf := func(on bool) kernel.Conf {
+		if on {
+			return kernel.ConfSW
+		}
+		return kernel.ConfBase
+	}
+	if info.TX != conf(tx) || info.RX != conf(rx) {
+		t.Errorf("kernel reports TX %v, RX %v; want %v, %v", info.TX, info.RX, conf(tx), conf(rx))
+	}
+}
+
+// checkTickets checks, for a ktls TLS 1.3 client with a session cache, that
+// the server's one ticket was either passed to crypto/tls before the
+// hand-off or dropped after it.
+func checkTickets(t *testing.T, k *Conn) {
+	t.Helper()
+	if !k.isClient || k.ConnectionState().Version != tls.VersionTLS13 {
+		return
+	}
+	read, dropped := k.ticketsRead, k.ticketsDropped.Load()
+	t.Logf("server ticket: %d read by crypto/tls before the hand-off, %d dropped after it", read, dropped)
+	if read+int(dropped) != 1 {
+		t.Errorf("tickets: %d read by crypto/tls, %d dropped; want 1 in all", read, dropped)
+	}
+}
+
 func wantMode(o Offload) Mode {
 	if o == OffloadKernel {
 		return ModeKernel
@@ -170,10 +206,15 @@ func (pr *pair) handshake(t testing.TB) {
 func runCase(t *testing.T, sc suiteCase, ktlsServer bool, tx, rx Offload) {
 	kcfg := &Config{TX: tx, RX: rx}
 	var pcfg *tls.Config
+	// With a session cache on the client, a TLS 1.3 server sends a ticket
+	// (under the application key, before any data).
+	cache := tls.NewLRUClientSessionCache(1)
 	if ktlsServer {
 		kcfg.TLS, pcfg = limit(serverTLS(), sc), limit(clientTLS(), sc)
+		pcfg.ClientSessionCache = cache
 	} else {
 		kcfg.TLS, pcfg = limit(clientTLS(), sc), limit(serverTLS(), sc)
+		kcfg.TLS.ClientSessionCache = cache
 	}
 	pr := newPair(t, ktlsServer, kcfg, pcfg)
 	sizes := payloads()
@@ -208,6 +249,9 @@ func runCase(t *testing.T, sc suiteCase, ktlsServer bool, tx, rx Offload) {
 	if gotTX, gotRX := pr.k.Mode(); gotTX != wantMode(tx) || gotRX != wantMode(rx) {
 		t.Errorf("Mode() = %v, %v; want %v, %v", gotTX, gotRX, wantMode(tx), wantMode(rx))
 	}
+	if tx == OffloadKernel || rx == OffloadKernel {
+		checkSocketInfo(t, pr.k, tx == OffloadKernel, rx == OffloadKernel)
+	}
 
 	type result struct {
 		b   []byte
@@ -236,6 +280,7 @@ func runCase(t *testing.T, sc suiteCase, ktlsServer bool, tx, rx Offload) {
 	if r := <-kread; r.err != nil || !bytes.Equal(r.b, toKTLS) {
 		t.Errorf("peer -> ktls: %v; %s", r.err, firstDiff(r.b, toKTLS))
 	}
+	checkTickets(t, pr.k)
 	if err := <-kwrite; err != nil {
 		t.Errorf("ktls write: %v", err)
 	}
@@ -318,6 +363,10 @@ func TestALPNAndClientCert(t *testing.T) {
 				srv.NextProtos = []string{"h2", "http/1.1"}
 				cli.NextProtos = []string{"http/1.1"}
 				cli.Certificates = []tls.Certificate{pki().client}
+				// A TLS 1.3 server asking for a client certificate sends its
+				// ticket only after reading it: the ktls client usually meets it
+				// after the hand-off.
+				cli.ClientSessionCache = tls.NewLRUClientSessionCache(1)
 				kcfg := &Config{TX: OffloadUser, RX: OffloadUser, TLS: cli}
 				pcfg := srv
 				if ktlsServer {
@@ -340,6 +389,7 @@ func TestALPNAndClientCert(t *testing.T) {
 					}
 				}
 				echo(t, pr)
+				checkTickets(t, pr.k)
 			})
 		}
 	}

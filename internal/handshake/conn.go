@@ -359,46 +359,48 @@ const maxTickets = 8
 // NewSessionTicket messages, tc.Read is allowed to read exactly that record
 // and then meets ErrDetached, which it returns without recording an error.
 // Records that are not queued yet are left to the connection's new owner.
-func (c *Conn) ReadTickets(tc *tls.Conn, suite uint16) error {
+// It returns the number of records tc read.
+func (c *Conn) ReadTickets(tc *tls.Conn, suite uint16) (n int, err error) {
 	c.log.mu.Lock()
 	rx, err := record.TLS13Session(suite, c.log.serverTraffic)
 	c.log.mu.Unlock()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer rx.Wipe()
 	buf := make([]byte, record.HeaderLen+record.MaxPlaintext+256)
 	for range maxTickets {
 		if c.ready && c.roff < len(c.rbuf) {
-			return nil
+			return n, nil
 		}
-		n := peek(c.Conn, buf)
-		if n < record.HeaderLen {
-			return nil
+		queued := peek(c.Conn, buf)
+		if queued < record.HeaderLen {
+			return n, nil
 		}
 		end := record.HeaderLen + int(binary.BigEndian.Uint16(buf[3:5]))
-		if n < end || record.ContentType(buf[0]) != record.TypeApplicationData {
-			return nil
+		if queued < end || record.ContentType(buf[0]) != record.TypeApplicationData {
+			return n, nil
 		}
 		if rx.Seq, err = c.in.count(rx); err != nil {
-			return err
+			return n, err
 		}
 		o, err := record.NewOpener(rx)
 		if err != nil {
-			return err
+			return n, err
 		}
 		typ, msg, err := o.Open(buf[:end])
 		if err != nil || typ != record.TypeHandshake || !OnlyTickets(msg) {
-			return nil
+			return n, nil
 		}
 		c.mode.Store(modeOne)
 		var one [1]byte
 		if _, err := tc.Read(one[:]); !errors.Is(err, ErrDetached) {
-			return fmt.Errorf("ktls: reading a session ticket: unexpected result %v", err)
+			return n, fmt.Errorf("ktls: reading a session ticket: unexpected result %v", err)
 		}
 		c.mode.Store(modeHandshake)
+		n++
 	}
-	return nil
+	return n, nil
 }
 
 // OnlyTickets reports whether b, the payload of a handshake record, is a
