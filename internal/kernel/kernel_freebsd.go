@@ -3,7 +3,6 @@ package kernel
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"runtime"
 	"sync"
@@ -74,28 +73,11 @@ func probe() error {
 	if v, ok := sysctlValue(b); ok && v == 0 {
 		return fmt.Errorf("kernel: ktls(4) is off (sysctl kern.ipc.tls.enable=0): %w", syscall.ENOTSUP)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		ln, err = net.Listen("tcp", "[::1]:0")
-		if err != nil {
-			return fmt.Errorf("kernel: probing ktls(4): no loopback: %w", err)
-		}
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
+	rc, closeConn, err := probeConn()
 	if err != nil {
 		return fmt.Errorf("kernel: probing ktls(4): %w", err)
 	}
-	defer c.Close()
-	s, err := ln.Accept()
-	if err != nil {
-		return fmt.Errorf("kernel: probing ktls(4): %w", err)
-	}
-	defer s.Close() // the TLS ULP needs an ESTABLISHED socket: keep the peer open
-	rc, err := c.(*net.TCPConn).SyscallConn()
-	if err != nil {
-		return fmt.Errorf("kernel: probing ktls(4): %w", err)
-	}
+	defer closeConn()
 	probeSession := &record.Session{
 		Version:     record.VersionTLS12,
 		CipherSuite: 0xc02f, // TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256

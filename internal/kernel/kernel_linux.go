@@ -3,7 +3,6 @@ package kernel
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"sync"
@@ -33,28 +32,11 @@ var supported = sync.OnceValue(probe)
 func Supported() error { return supported() }
 
 func probe() error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		ln, err = net.Listen("tcp", "[::1]:0")
-		if err != nil {
-			return fmt.Errorf("kernel: probing TLS ULP: no loopback: %w", err)
-		}
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
+	rc, closeConn, err := probeConn()
 	if err != nil {
 		return fmt.Errorf("kernel: probing TLS ULP: %w", err)
 	}
-	defer c.Close()
-	s, err := ln.Accept()
-	if err != nil {
-		return fmt.Errorf("kernel: probing TLS ULP: %w", err)
-	}
-	defer s.Close() // the TLS ULP needs an ESTABLISHED socket: keep the peer open
-	rc, err := c.(*net.TCPConn).SyscallConn()
-	if err != nil {
-		return fmt.Errorf("kernel: probing TLS ULP: %w", err)
-	}
+	defer closeConn()
 	if err := Attach(rc); err != nil {
 		return fmt.Errorf("kernel: TLS ULP unavailable: %w", err)
 	}

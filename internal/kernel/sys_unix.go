@@ -3,6 +3,8 @@
 package kernel
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"syscall"
 	"unsafe"
@@ -158,4 +160,36 @@ func recvRecord(c syscall.RawConn, p, oob []byte) (n, oobn, rflags int, err erro
 		return 0, 0, 0, os.NewSyscallError("recvmsg", err)
 	}
 	return n, oobn, rflags, nil
+}
+
+// probeConn returns the RawConn of one end of an established loopback TCP
+// connection for Supported's probe, and a function that closes both ends.
+func probeConn() (syscall.RawConn, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		if ln, err = net.Listen("tcp", "[::1]:0"); err != nil {
+			return nil, nil, fmt.Errorf("no loopback: %w", err)
+		}
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return nil, nil, err
+	}
+	// The peer stays open: the TLS ULP needs an ESTABLISHED socket.
+	s, err := ln.Accept()
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	closeBoth := func() {
+		c.Close()
+		s.Close()
+	}
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		closeBoth()
+		return nil, nil, err
+	}
+	return rc, closeBoth, nil
 }
