@@ -334,9 +334,17 @@ func (c *Conn) readError(err error) error {
 		c.sendAlert(rerr.Alert)
 		return err
 	}
-	for _, errno := range []syscall.Errno{syscall.EBADMSG, syscall.EMSGSIZE, syscall.EINVAL} {
+	// The kernel's errors for bad records, answered with the alerts
+	// OpenSSL sends for them.
+	for errno, alert := range map[syscall.Errno]record.Alert{
+		syscall.EBADMSG:  record.AlertBadRecordMAC,
+		syscall.EMSGSIZE: record.AlertRecordOverflow,
+		syscall.EINVAL:   record.AlertProtocolVersion,
+	} {
 		if errors.Is(err, errno) {
 			c.in.err = err
+			c.sendAlert(alert)
+			break
 		}
 	}
 	return err

@@ -18,7 +18,6 @@ import (
 	"errors"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/ktls-go/ktls/internal/handshake"
@@ -250,11 +249,10 @@ func DialContext(ctx context.Context, network, addr string, config *Config) (*Co
 	if err != nil {
 		return nil, err
 	}
-	host := addr
-	if i := strings.LastIndex(addr, ":"); i >= 0 {
-		host = addr[:i]
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
 	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
 	c := newClient(raw, config, host)
 	if err := c.HandshakeContext(ctx); err != nil {
 		raw.Close()

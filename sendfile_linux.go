@@ -2,7 +2,9 @@ package ktls
 
 import (
 	"io"
+	"io/fs"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -10,8 +12,17 @@ import (
 // maxSendfile is the most one sendfile(2) call is asked to send.
 const maxSendfile = 1 << 30
 
-// sendFile sends the rest of r with sendfile(2) if r is a regular *os.File
-// or an io.LimitedReader of one; handled is false otherwise. c.out is held
+// file is what sendFile needs of an *os.File. An interface rather than the
+// type, so that the wrapper io.Copy(conn, f) passes on (File.WriteTo hides
+// itself behind a type embedding *os.File) still qualifies.
+type file interface {
+	io.ReadSeeker
+	Stat() (fs.FileInfo, error)
+	SyscallConn() (syscall.RawConn, error)
+}
+
+// sendFile sends the rest of r with sendfile(2) if r is a regular file (see
+// file) or an io.LimitedReader of one; handled is false otherwise. c.out is held
 // and the sending direction is in the kernel, which makes the records. The
 // bytes sent are counted in c.sendfileBytes.
 func (c *Conn) sendFile(r io.Reader) (written int64, handled bool, err error) {
@@ -20,7 +31,7 @@ func (c *Conn) sendFile(r io.Reader) (written int64, handled bool, err error) {
 	if limited {
 		remain, r = lr.N, lr.R
 	}
-	f, ok := r.(*os.File)
+	f, ok := r.(file)
 	if !ok {
 		return 0, false, nil
 	}
