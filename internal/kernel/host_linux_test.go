@@ -116,8 +116,8 @@ func TestSupportedExplains(t *testing.T) {
 	}
 }
 
-// TestSocketInfoFamilies: sock_diag finds plain sockets of every address
-// family shape: IPv4, IPv6, and IPv4-mapped IPv6 (a dual-stack listener).
+// TestSocketInfoFamilies: the sock_diag query finds plain sockets of every
+// address family shape: IPv4, IPv6, and IPv4-mapped IPv6 (a dual-stack listener).
 func TestSocketInfoFamilies(t *testing.T) {
 	for _, tc := range []struct{ listen, dial string }{
 		{"127.0.0.1:0", "127.0.0.1"},
@@ -141,11 +141,15 @@ func TestSocketInfoFamilies(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, conn := range []net.Conn{c, s} {
-			info, err := kernel.SocketInfo(rawConn(t, conn.(*net.TCPConn)))
+			rc := rawConn(t, conn.(*net.TCPConn))
+			ulp, err := kernel.SockDiagULP(rc)
 			if errors.Is(err, syscall.EPROTONOSUPPORT) || errors.Is(err, syscall.EACCES) {
 				t.Skipf("no sock_diag here: %v", err)
 			}
-			if err != nil || info != (kernel.Info{}) {
+			if err != nil || ulp != "" {
+				t.Errorf("%v->%v: sock_diag: ULP %q, %v", conn.LocalAddr(), conn.RemoteAddr(), ulp, err)
+			}
+			if info, err := kernel.SocketInfo(rc); err != nil || info != (kernel.Info{}) {
 				t.Errorf("%v->%v: %+v, %v", conn.LocalAddr(), conn.RemoteAddr(), info, err)
 			}
 		}

@@ -128,13 +128,18 @@ func RecvRecord(c syscall.RawConn, p []byte) (typ record.ContentType, n int, err
 
 // SocketInfo reports the kernel TLS state of the socket from sock_diag
 // (NETLINK_SOCK_DIAG, INET_DIAG_ULP_INFO for the socket's 4-tuple). A socket
-// without the TLS ULP reports Conf 0 ("none") in both directions. The kernel
-// shows the TLS attributes only to a caller with CAP_NET_ADMIN; without it
-// SocketInfo fails with an error wrapping EPERM.
+// without the TLS ULP (getsockopt TCP_ULP) reports Conf 0 ("none") in both
+// directions. The kernel shows the TLS attributes only to a caller with
+// CAP_NET_ADMIN; without it SocketInfo of a TLS socket fails with an error
+// wrapping EPERM.
 func SocketInfo(c syscall.RawConn) (Info, error) {
+	var ulp string
 	var local, remote unix.Sockaddr
 	err := control(c, func(fd int) error {
 		var err error
+		if ulp, err = unix.GetsockoptString(fd, unix.IPPROTO_TCP, unix.TCP_ULP); err != nil {
+			return os.NewSyscallError("getsockopt TCP_ULP", err)
+		}
 		if local, err = unix.Getsockname(fd); err != nil {
 			return os.NewSyscallError("getsockname", err)
 		}
@@ -146,31 +151,37 @@ func SocketInfo(c syscall.RawConn) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
+	if ulp != "tls" {
+		return Info{}, nil
+	}
+	r, err := sockDiag(local, remote)
+	if err != nil {
+		return Info{}, err
+	}
+	if !r.tlsInfo {
+		return Info{}, fmt.Errorf("kernel: sock_diag shows no TLS state (needs CAP_NET_ADMIN): %w", syscall.EPERM)
+	}
+	return r.info, nil
+}
+
+// sockDiag asks sock_diag about the TCP socket with the given local and
+// remote addresses.
+func sockDiag(local, remote unix.Sockaddr) (diagResult, error) {
 	la, lif, ok1 := addrPort(local)
 	ra, _, ok2 := addrPort(remote)
 	if !ok1 || !ok2 {
-		return Info{}, fmt.Errorf("kernel: sock_diag: not a TCP/IP socket")
+		return diagResult{}, fmt.Errorf("kernel: sock_diag: not a TCP/IP socket")
 	}
 	const seq = 1 // each query has its own netlink socket
 	req, err := diagRequest(la, ra, lif, seq)
 	if err != nil {
-		return Info{}, err
+		return diagResult{}, err
 	}
 	resp, err := diagQuery(req)
 	if err != nil {
-		return Info{}, err
+		return diagResult{}, err
 	}
-	r, err := parseDiagResponse(resp, seq, la.Port(), ra.Port())
-	if err != nil {
-		return Info{}, err
-	}
-	switch {
-	case r.ulp != "tls":
-		return Info{}, nil
-	case !r.tlsInfo:
-		return Info{}, fmt.Errorf("kernel: sock_diag shows no TLS state (needs CAP_NET_ADMIN): %w", syscall.EPERM)
-	}
-	return r.info, nil
+	return parseDiagResponse(resp, seq, la.Port(), ra.Port())
 }
 
 // addrPort converts a socket address to netip form and its IPv6 scope id.

@@ -6,9 +6,11 @@ import (
 	"bytes"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -762,5 +764,51 @@ func TestKernelRekey(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestKernelSocketInfoUnprivileged: without CAP_NET_ADMIN older kernels hide
+// the TLS attributes from sock_diag (newer ones show them); SocketInfo then
+// says so with EPERM instead of reporting "none".
+func TestKernelSocketInfoUnprivileged(t *testing.T) {
+	ktlstest.RequireKernel(t)
+	a, _ := tcpPair(t)
+	rc := rawConn(t, a)
+	if err := kernel.Attach(rc); err != nil {
+		t.Fatal(err)
+	}
+	if err := kernel.Enable(rc, kernel.TX, suites[0].session(0)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		// Capabilities belong to a thread: drop CAP_NET_ADMIN on this one
+		// and let it die with the goroutine (no UnlockOSThread).
+		runtime.LockOSThread()
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var data [2]unix.CapUserData
+		if err := unix.Capget(&hdr, &data[0]); err != nil {
+			done <- err
+			return
+		}
+		data[0].Effective &^= 1 << unix.CAP_NET_ADMIN
+		if err := unix.Capset(&hdr, &data[0]); err != nil {
+			done <- err
+			return
+		}
+		info, err := kernel.SocketInfo(rc)
+		switch want := (kernel.Info{Version: tls.VersionTLS12, Cipher: 51, TX: kernel.ConfSW, RX: kernel.ConfBase}); {
+		case errors.Is(err, syscall.EPERM):
+			t.Logf("without CAP_NET_ADMIN: %v", err)
+			err = nil
+		case err == nil && info == want:
+			t.Log("without CAP_NET_ADMIN: this kernel shows the TLS state to everyone")
+		default:
+			err = fmt.Errorf("SocketInfo without CAP_NET_ADMIN: %+v, %v; want EPERM or %+v", info, err, want)
+		}
+		done <- err
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
