@@ -77,6 +77,10 @@ func (w *Writer) WriteRecord(typ ContentType, p []byte) error {
 	return w.flush()
 }
 
+// SetSealer replaces the Sealer for the records written from now on, as a
+// TLS 1.3 connection does after sending a KeyUpdate.
+func (w *Writer) SetSealer(s *Sealer) { w.s = s }
+
 // grow makes sure w.buf is empty and can hold n bytes.
 func (w *Writer) grow(n int) {
 	if cap(w.buf) < n {
@@ -160,6 +164,11 @@ func (r *Reader) ReadRecord() (ContentType, []byte, error) {
 	}
 	return typ, pt, nil
 }
+
+// SetOpener replaces the Opener for the records read from now on, including
+// those already buffered, as a TLS 1.3 connection does after receiving a
+// KeyUpdate.
+func (r *Reader) SetOpener(o *Opener) { r.o = o }
 
 // Buffered returns the number of bytes read from the underlying reader that
 // ReadRecord has not returned yet.
