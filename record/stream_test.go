@@ -1,0 +1,281 @@
+package record
+
+import (
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"io"
+	"syscall"
+	"testing"
+	"testing/iotest"
+)
+
+// callWriter records the size of each Write call.
+type callWriter struct {
+	bytes.Buffer
+	calls []int
+}
+
+func (w *callWriter) Write(p []byte) (int, error) {
+	w.calls = append(w.calls, len(p))
+	return w.Buffer.Write(p)
+}
+
+func TestWriterBatches(t *testing.T) {
+	for _, st := range allSuites {
+		sl, o := pair(t, st.version, st.suite)
+		var cw callWriter
+		w := NewWriter(&cw, sl)
+		p := bytes.Repeat([]byte("0123456789abcdef"), (40*MaxPlaintext+100)/16)
+		n, err := w.Write(p)
+		if err != nil || n != len(p) {
+			t.Fatal(n, err)
+		}
+		// 41 records: two full batches of 16 and one of 9, each in one call.
+		full := MaxPlaintext + sl.Overhead()
+		if len(cw.calls) != 3 || cw.calls[0] != 16*full || cw.calls[1] != 16*full || cw.calls[2] != 8*full+len(p)-40*MaxPlaintext+sl.Overhead() {
+			t.Errorf("%s: write calls %v", tls.CipherSuiteName(st.suite), cw.calls)
+		}
+		r := NewReader(&cw.Buffer, o)
+		var got []byte
+		for i := 0; ; i++ {
+			typ, pt, err := r.ReadRecord()
+			if err == io.EOF {
+				break
+			}
+			if err != nil || typ != TypeApplicationData || (i < 40 && len(pt) != MaxPlaintext) {
+				t.Fatalf("record %d: %v %d %v", i, typ, len(pt), err)
+			}
+			got = append(got, pt...)
+		}
+		if !bytes.Equal(got, p) || sl.Seq() != o.Seq() {
+			t.Errorf("round trip failed")
+		}
+	}
+}
+
+// errWriter fails after accepting limit bytes.
+type errWriter struct{ limit int }
+
+func (w *errWriter) Write(p []byte) (int, error) {
+	if len(p) > w.limit {
+		n := w.limit
+		w.limit = 0
+		return n, syscall.EPIPE
+	}
+	w.limit -= len(p)
+	return len(p), nil
+}
+
+func TestWriterErrors(t *testing.T) {
+	sl, _ := pair(t, VersionTLS13, tls.TLS_AES_128_GCM_SHA256)
+	w := NewWriter(&errWriter{limit: 16 * (MaxPlaintext + sl.Overhead())}, sl)
+	n, err := w.Write(make([]byte, 20*MaxPlaintext))
+	if n != 16*MaxPlaintext || !errors.Is(err, syscall.EPIPE) {
+		t.Errorf("Write = %d, %v; want the first batch and EPIPE", n, err)
+	}
+	if _, err := w.Write([]byte("x")); !errors.Is(err, syscall.EPIPE) {
+		t.Errorf("error did not stick: %v", err)
+	}
+	if err := w.WriteRecord(TypeAlert, []byte{1, 0}); !errors.Is(err, syscall.EPIPE) {
+		t.Errorf("WriteRecord after failure: %v", err)
+	}
+
+	sl, _ = pair(t, VersionTLS12, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)
+	var buf bytes.Buffer
+	w = NewWriter(&buf, sl)
+	err = w.WriteRecord(TypeApplicationData, make([]byte, MaxPlaintext+1))
+	checkErr(t, "oversized WriteRecord", err, syscall.EMSGSIZE, AlertInternalError)
+	if err := w.WriteRecord(TypeAlert, []byte{1, 0}); err != nil || sl.Seq() != 0x0102030405060709 {
+		t.Errorf("Writer unusable after a refused record: %v", err)
+	}
+}
+
+// records seals n records of increasing size.
+func records(t testing.TB, sl *Sealer, n int) ([]byte, [][]byte) {
+	var stream []byte
+	var payloads [][]byte
+	for i := range n {
+		p := bytes.Repeat([]byte{byte(i)}, i*997%MaxPlaintext)
+		var err error
+		if stream, err = sl.Seal(stream, TypeApplicationData, p); err != nil {
+			t.Fatal(err)
+		}
+		payloads = append(payloads, p)
+	}
+	return stream, payloads
+}
+
+func TestReaderChunks(t *testing.T) {
+	for _, st := range allSuites {
+		sl, _ := pair(t, st.version, st.suite)
+		stream, payloads := records(t, sl, 40)
+		for name, rd := range map[string]func([]byte) io.Reader{
+			"whole":     func(b []byte) io.Reader { return bytes.NewReader(b) },
+			"one byte":  func(b []byte) io.Reader { return iotest.OneByteReader(bytes.NewReader(b)) },
+			"half":      func(b []byte) io.Reader { return iotest.HalfReader(bytes.NewReader(b)) },
+			"data+EOF":  func(b []byte) io.Reader { return iotest.DataErrReader(bytes.NewReader(b)) },
+			"timeout":   func(b []byte) io.Reader { return iotest.TimeoutReader(bytes.NewReader(b)) },
+			"EOF first": func(b []byte) io.Reader { return io.MultiReader(bytes.NewReader(nil), bytes.NewReader(b)) },
+		} {
+			_, o := pair(t, st.version, st.suite)
+			r := NewReader(rd(stream), o)
+			for i, want := range payloads {
+				typ, pt, err := r.ReadRecord()
+				if errors.Is(err, iotest.ErrTimeout) {
+					typ, pt, err = r.ReadRecord() // a read error does not stick
+				}
+				if err != nil || typ != TypeApplicationData || !bytes.Equal(pt, want) {
+					t.Fatalf("%s: record %d: %v %d bytes %v", name, i, typ, len(pt), err)
+				}
+			}
+			if _, _, err := r.ReadRecord(); err != io.EOF {
+				t.Errorf("%s: at the end: %v, want io.EOF", name, err)
+			}
+			if r.Buffered() != 0 {
+				t.Errorf("%s: Buffered() = %d at EOF", name, r.Buffered())
+			}
+		}
+	}
+}
+
+func TestReaderTruncated(t *testing.T) {
+	sl, _ := pair(t, VersionTLS13, tls.TLS_CHACHA20_POLY1305_SHA256)
+	stream, payloads := records(t, sl, 3)
+	first := HeaderLen + len(payloads[0]) + sl.Overhead() - HeaderLen
+	for _, cut := range []int{first + 1, first + 4, first + 5, first + 100, len(stream) - 1} {
+		_, o := pair(t, VersionTLS13, tls.TLS_CHACHA20_POLY1305_SHA256)
+		r := NewReader(bytes.NewReader(stream[:cut]), o)
+		if _, _, err := r.ReadRecord(); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		for err == nil {
+			_, _, err = r.ReadRecord()
+		}
+		checkErr(t, "truncated stream", err, syscall.EMSGSIZE, AlertDecodeError)
+		if !errors.Is(err, ErrTruncated) {
+			t.Errorf("cut at %d: %v is not ErrTruncated", cut, err)
+		}
+		if r.Buffered() == 0 {
+			t.Errorf("cut at %d: Buffered() = 0 with a partial record", cut)
+		}
+	}
+	// io.ErrUnexpectedEOF from the reader is passed through.
+	_, o := pair(t, VersionTLS13, tls.TLS_CHACHA20_POLY1305_SHA256)
+	r := NewReader(iotest.ErrReader(io.ErrUnexpectedEOF), o)
+	if _, _, err := r.ReadRecord(); err != io.ErrUnexpectedEOF {
+		t.Errorf("got %v", err)
+	}
+}
+
+// TestReaderBadRecord checks that a bad record in a stream gives its typed
+// error after the good records before it, and that the error sticks.
+func TestReaderBadRecord(t *testing.T) {
+	sl, _ := pair(t, VersionTLS12, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384)
+	stream, _ := records(t, sl, 3)
+	stream[len(stream)-1] ^= 1
+	bad := append(bytes.Clone(stream), 23, 3, 3, 0xff, 0xff)
+	for name, tc := range map[string]struct {
+		stream []byte
+		errno  error
+		alert  Alert
+		good   int
+	}{
+		"auth":     {stream, syscall.EBADMSG, AlertBadRecordMAC, 2},
+		"version":  {[]byte{23, 3, 1, 0, 40}, syscall.EINVAL, AlertProtocolVersion, 0},
+		"overflow": {bad[len(bad)-5:], syscall.EMSGSIZE, AlertRecordOverflow, 0},
+		"type":     {[]byte{0x80, 3, 3, 0, 40}, syscall.EINVAL, AlertUnexpectedMessage, 0},
+	} {
+		_, o := pair(t, VersionTLS12, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384)
+		r := NewReader(bytes.NewReader(tc.stream), o)
+		for i := range tc.good {
+			if _, _, err := r.ReadRecord(); err != nil {
+				t.Fatalf("%s: good record %d: %v", name, i, err)
+			}
+		}
+		_, _, err := r.ReadRecord()
+		checkErr(t, name, err, tc.errno, tc.alert)
+		_, _, err2 := r.ReadRecord()
+		if err2 != err {
+			t.Errorf("%s: error did not stick: %v", name, err2)
+		}
+	}
+}
+
+// TestReaderSetOpener switches keys between records already buffered, as
+// after a TLS 1.3 KeyUpdate.
+func TestReaderSetOpener(t *testing.T) {
+	s0 := testSession(VersionTLS13, tls.TLS_AES_256_GCM_SHA384)
+	secret := bytes.Repeat([]byte{7}, 48)
+	next, err := TLS13NextSecret(tls.TLS_AES_256_GCM_SHA384, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1, _ := TLS13Session(tls.TLS_AES_256_GCM_SHA384, next)
+	sl0, _ := NewSealer(s0)
+	sl1, _ := NewSealer(s1)
+	var buf bytes.Buffer
+	w := NewWriter(&buf, sl0)
+	w.WriteRecord(TypeHandshake, []byte{24, 0, 0, 1, 0}) // KeyUpdate
+	w.SetSealer(sl1)
+	w.Write([]byte("after"))
+
+	o0, _ := NewOpener(s0)
+	o1, _ := NewOpener(s1)
+	r := NewReader(&buf, o0)
+	if typ, _, err := r.ReadRecord(); err != nil || typ != TypeHandshake {
+		t.Fatal(typ, err)
+	}
+	if r.Buffered() == 0 {
+		t.Fatal("next record not buffered")
+	}
+	r.SetOpener(o1)
+	if _, pt, err := r.ReadRecord(); err != nil || string(pt) != "after" {
+		t.Fatal(string(pt), err)
+	}
+}
+
+// TestZeroAllocs checks that sealing, opening and streaming records do not
+// allocate in steady state.
+func TestZeroAllocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocation counts")
+	}
+	for _, st := range allSuites {
+		name := tls.CipherSuiteName(st.suite)
+		sl, o := pair(t, st.version, st.suite)
+		payload := make([]byte, MaxPlaintext)
+		buf := make([]byte, 0, MaxPlaintext+sl.Overhead())
+		if n := testing.AllocsPerRun(100, func() {
+			rec, err := sl.Seal(buf, TypeApplicationData, payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := o.Open(rec); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 0 {
+			t.Errorf("%s: Seal+Open: %v allocs", name, n)
+		}
+
+		var sink bytes.Buffer
+		sink.Grow(4 << 20)
+		w := NewWriter(&sink, sl)
+		r := NewReader(&sink, o)
+		big := make([]byte, 1<<20)
+		if n := testing.AllocsPerRun(20, func() {
+			sink.Reset()
+			if _, err := w.Write(big); err != nil {
+				t.Fatal(err)
+			}
+			for range 64 {
+				if _, _, err := r.ReadRecord(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}); n != 0 {
+			t.Errorf("%s: Writer+Reader: %v allocs per MiB", name, n)
+		}
+	}
+}
