@@ -353,7 +353,17 @@ func echo(t testing.TB, pr *pair) {
 
 // TestALPNAndClientCert checks that ALPN and client certificates survive
 // into ConnectionState on both sides.
-func TestALPNAndClientCert(t *testing.T) {
+func TestALPNAndClientCert(t *testing.T) { testALPNAndClientCert(t, OffloadUser) }
+
+// TestKernelALPNAndClientCert is TestALPNAndClientCert with the kernel
+// engine; the TLS 1.3 ktls client there meets the server's ticket after the
+// hand-off, as a control record.
+func TestKernelALPNAndClientCert(t *testing.T) {
+	ktlstest.RequireKernel(t)
+	testALPNAndClientCert(t, OffloadKernel)
+}
+
+func testALPNAndClientCert(t *testing.T, engine Offload) {
 	for _, sc := range []suiteCase{suiteCases[0], suiteCases[3]} {
 		for _, side := range []string{"server", "client"} {
 			t.Run(sc.name+"/"+side, func(t *testing.T) {
@@ -367,7 +377,7 @@ func TestALPNAndClientCert(t *testing.T) {
 				// ticket only after reading it: the ktls client usually meets it
 				// after the hand-off.
 				cli.ClientSessionCache = tls.NewLRUClientSessionCache(1)
-				kcfg := &Config{TX: OffloadUser, RX: OffloadUser, TLS: cli}
+				kcfg := &Config{TX: engine, RX: engine, TLS: cli}
 				pcfg := srv
 				if ktlsServer {
 					kcfg.TLS, pcfg = srv, cli
@@ -392,6 +402,30 @@ func TestALPNAndClientCert(t *testing.T) {
 				checkTickets(t, pr.k)
 			})
 		}
+	}
+}
+
+// TestHelloRetryRequest checks the hand-off after a TLS 1.3 handshake with
+// a HelloRetryRequest (the server wants another key share), both ways.
+func TestHelloRetryRequest(t *testing.T) {
+	for _, ktlsServer := range []bool{true, false} {
+		srv, cli := serverTLS(), clientTLS()
+		srv.CurvePreferences = []tls.CurveID{tls.CurveP256}
+		kcfg := &Config{TLS: cli, TX: OffloadUser, RX: OffloadUser}
+		pcfg := srv
+		if ktlsServer {
+			kcfg.TLS, pcfg = srv, cli
+		}
+		pr := newPair(t, ktlsServer, kcfg, pcfg)
+		pr.fc.release()
+		pr.handshake(t)
+		if cs := pr.k.ConnectionState(); cs.CurveID != tls.CurveP256 || !cs.HelloRetryRequest {
+			t.Errorf("curve %v, HelloRetryRequest %v; want P-256 after a retry", cs.CurveID, cs.HelloRetryRequest)
+		}
+		if tx, rx := pr.k.Mode(); tx != ModeUser || rx != ModeUser {
+			t.Errorf("Mode() = %v, %v", tx, rx)
+		}
+		echo(t, pr)
 	}
 }
 
