@@ -1,0 +1,98 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"math/big"
+	"net"
+	"slices"
+	"strings"
+	"time"
+)
+
+// selfSignedValidity is how long a generated certificate is valid.
+const selfSignedValidity = 30 * 24 * time.Hour
+
+// selfSigned returns a new self-signed ECDSA P-256 server certificate for
+// localhost, 127.0.0.1, ::1 and the given host names or addresses. The key
+// lives only in memory.
+func selfSigned(hosts []string, now time.Time) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "ktls serve (self-signed)"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(selfSignedValidity),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+	}
+	for _, h := range slices.Concat([]string{"localhost", "127.0.0.1", "::1"}, hosts) {
+		if ip := net.ParseIP(h); ip != nil {
+			if !ip.IsUnspecified() && !slices.ContainsFunc(tmpl.IPAddresses, ip.Equal) {
+				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+			}
+		} else if h != "" && !slices.Contains(tmpl.DNSNames, h) {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// fingerprint returns the SHA-256 fingerprint of a certificate as
+// "openssl x509 -fingerprint -sha256" prints it (AB:CD:...).
+func fingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return strings.ToUpper(strings.Join(splitPairs(hex.EncodeToString(sum[:])), ":"))
+}
+
+// pin returns the SHA-256 of the certificate's public key in base64, the
+// value curl's --pinnedpubkey takes after "sha256//".
+func pin(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+func splitPairs(s string) []string {
+	var out []string
+	for len(s) >= 2 {
+		out = append(out, s[:2])
+		s = s[2:]
+	}
+	return out
+}
+
+// certNames returns the names a certificate is valid for, for the log.
+func certNames(c *x509.Certificate) string {
+	names := slices.Clone(c.DNSNames)
+	for _, ip := range c.IPAddresses {
+		names = append(names, ip.String())
+	}
+	if len(names) == 0 {
+		return fmt.Sprintf("CN=%s", c.Subject.CommonName)
+	}
+	return strings.Join(names, ",")
+}

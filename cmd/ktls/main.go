@@ -1,0 +1,146 @@
+// Command ktls is the command-line face of the ktls project: an HTTPS file
+// server whose connections run over kernel TLS (serve), with a TLS
+// terminating proxy, a capability check, counters and a client download to
+// follow.
+//
+// Usage:
+//
+//	ktls serve [flags] [DIR]    serve DIR over HTTPS (HTTP/1.1 and HTTP/2)
+//	ktls help [COMMAND]         show help
+//	ktls version                print the version
+//
+// See README.md in this directory for the full manual.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// exitUsage is the exit status for a command line that cannot be run.
+const exitUsage = 2
+
+const usage = `Usage: ktls COMMAND [flags] [arguments]
+
+ktls serves and tests TLS connections whose records the kernel encrypts and
+decrypts (kernel TLS), with a user-space record layer where the kernel cannot.
+
+Commands:
+  serve [DIR]   serve the files under DIR over HTTPS (HTTP/1.1 and HTTP/2)
+  help [CMD]    show this help, or the help of a command
+  version       print the version
+
+Planned: proxy, check, stat, get, bench.
+
+Run 'ktls help serve' for the flags of serve.
+`
+
+// planned lists the commands that are designed but not written yet.
+var planned = []string{"proxy", "check", "stat", "get", "bench"}
+
+// run runs the command line args and returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch cmd := args[0]; cmd {
+	case "serve":
+		return runServe(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 {
+			return help(args[1], stdout, stderr)
+		}
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, version())
+		return 0
+	default:
+		for _, p := range planned {
+			if cmd == p {
+				fmt.Fprintf(stderr, "ktls %s: not implemented yet\n", cmd)
+				return exitUsage
+			}
+		}
+		fmt.Fprintf(stderr, "ktls: unknown command %q\nRun 'ktls help' for usage.\n", cmd)
+		return exitUsage
+	}
+}
+
+// help prints the help of the command cmd.
+func help(cmd string, stdout, stderr io.Writer) int {
+	switch cmd {
+	case "serve":
+		fs, _ := serveFlags(stdout)
+		fs.Usage()
+		return 0
+	}
+	fmt.Fprintf(stderr, "ktls help: unknown command %q\nRun 'ktls help' for usage.\n", cmd)
+	return exitUsage
+}
+
+// version returns the module version (and VCS revision when the binary was
+// built with it), the Go version and the platform.
+func version() string {
+	v := "(devel)"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " " + s.Value[:12]
+			}
+		}
+	}
+	return fmt.Sprintf("ktls %s %s %s/%s", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// parseInterleaved parses args with fs, allowing flags after the
+// positional arguments as GNU tools do ("ktls serve DIR --addr :8443"); an
+// argument "--" ends the flags. It returns the positional arguments.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		// Parse stops at the first non-flag argument, or after "--".
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// printFlags prints the flags of fs in GNU style (--name VALUE).
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name, text := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if name != "" {
+			line += " " + strings.ToUpper(name)
+		}
+		fmt.Fprintf(w, "%s\n      %s", line, text)
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0s" {
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
+}

@@ -1,0 +1,358 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/ktls-go/ktls"
+	"github.com/ktls-go/ktls/internal/kernel"
+	"github.com/ktls-go/ktls/ktlshttp"
+)
+
+const serveUsage = `Usage: ktls serve [flags] [DIR]
+
+Serve the files under DIR (default: the current directory) over HTTPS, with
+HTTP/1.1 and HTTP/2. After each TLS handshake the records of each direction
+are handed to the kernel when it has kernel TLS, else to ktls's user-space
+record layer; on HTTP/1.1 file bodies then go out with sendfile(2).
+
+Without --cert and --key, a self-signed ECDSA P-256 certificate is made at
+start and its SHA-256 fingerprint logged. Names that lead outside DIR
+(through "..", or through symbolic links pointing outside) are refused with
+403 Forbidden unless --follow-symlinks is given. SIGINT or SIGTERM stops the
+server gracefully; a second signal stops it at once.
+
+Flags:
+`
+
+// serveOptions are the settings of ktls serve.
+type serveOptions struct {
+	addr           string
+	certFile       string
+	keyFile        string
+	level          slog.Level
+	followSymlinks bool
+	metrics        string
+	tx, rx         ktls.Offload
+	grace          time.Duration
+	version        bool
+	dir            string
+}
+
+// serveFlags returns the flag set of ktls serve. Its Usage prints to w;
+// parsing prints nothing.
+func serveFlags(w io.Writer) (*flag.FlagSet, *serveOptions) {
+	o := &serveOptions{}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:8443", "listen on `HOST:PORT`")
+	fs.StringVar(&o.certFile, "cert", "", "certificate chain `FILE` (PEM); needs --key")
+	fs.StringVar(&o.keyFile, "key", "", "private key `FILE` (PEM); needs --cert")
+	fs.TextVar(&o.level, "log-level", slog.LevelInfo, "log `LEVEL`: debug, info, warn or error; debug logs every connection (tx=MODE rx=MODE) and request")
+	fs.BoolVar(&o.followSymlinks, "follow-symlinks", false, "follow symbolic links even where they lead outside DIR")
+	fs.StringVar(&o.metrics, "metrics", "", "serve metrics on `ADDR` (not implemented yet)")
+	fs.Func("tx", "where the sending direction's records go, `MODE` auto (the kernel if it can, else user space), kernel (required), user or off (crypto/tls) (default auto)", offloadFlag(&o.tx))
+	fs.Func("rx", "where the receiving direction's records go, `MODE` as for --tx (default auto)", offloadFlag(&o.rx))
+	fs.DurationVar(&o.grace, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, wait this `DURATION` for requests in flight")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprint(w, serveUsage)
+		printFlags(w, fs)
+	}
+	return fs, o
+}
+
+// offloadFlag parses a ktls.Offload by its String form.
+func offloadFlag(p *ktls.Offload) func(string) error {
+	return func(s string) error {
+		for o := ktls.OffloadAuto; o <= ktls.OffloadOff; o++ {
+			if s == o.String() {
+				*p = o
+				return nil
+			}
+		}
+		return errors.New("want auto, kernel, user or off")
+	}
+}
+
+// runServe runs "ktls serve args" until ctx ends or SIGINT/SIGTERM.
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs, o := serveFlags(stdout)
+	usage := fs.Usage
+	fs.Usage = func() {} // flag calls it on every error
+	pos, err := parseInterleaved(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		usage()
+		return 0
+	}
+	if err == nil {
+		err = o.check(pos)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ktls serve: %v\nRun 'ktls help serve' for usage.\n", err)
+		return exitUsage
+	}
+	if o.version {
+		fmt.Fprintln(stdout, version())
+		return 0
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.level}))
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// After the first signal, stop restores the default action: a second
+	// one ends the process at once.
+	if err := o.serve(ctx, stop, logger, nil); err != nil {
+		logger.Error("ktls serve failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// check validates the options and takes DIR from the positional arguments.
+func (o *serveOptions) check(pos []string) error {
+	switch {
+	case len(pos) > 1:
+		return fmt.Errorf("too many arguments: %q (want at most one DIR)", pos)
+	case (o.certFile == "") != (o.keyFile == ""):
+		return errors.New("--cert and --key go together")
+	case o.metrics != "":
+		return errors.New("--metrics is not implemented yet")
+	}
+	o.dir = "."
+	if len(pos) == 1 {
+		o.dir = pos[0]
+	}
+	return nil
+}
+
+// serve runs the server until ctx ends, then shuts it down gracefully.
+// onStop is called when shutdown starts; ready, if not nil, gets the
+// listening address.
+func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Logger, ready func(net.Addr)) error {
+	dir, err := filepath.Abs(o.dir)
+	if err != nil {
+		return err
+	}
+	var fsys http.FileSystem
+	if o.followSymlinks {
+		if fi, err := os.Stat(dir); err != nil {
+			return err
+		} else if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", dir)
+		}
+		fsys = http.Dir(dir)
+	} else {
+		root, err := os.OpenRoot(dir)
+		if err != nil {
+			return err
+		}
+		defer root.Close()
+		fsys = ktlshttp.RootFS(root)
+	}
+
+	cert, err := o.certificate(logger)
+	if err != nil {
+		return err
+	}
+
+	kernelErr := kernel.Supported()
+	if kernelErr != nil && (o.tx == ktls.OffloadKernel || o.rx == ktls.OffloadKernel) {
+		return fmt.Errorf("--tx/--rx kernel: kernel TLS is unavailable: %w", kernelErr)
+	}
+
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return err
+	}
+	srv := &ktlshttp.Server{
+		Server: http.Server{
+			Handler:           logRequests(logger, withETag(fsys, http.FileServer(fsys))),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelInfo),
+			ConnContext:       logConn(logger),
+		},
+		Config: &ktls.Config{
+			TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+			TX:  o.tx,
+			RX:  o.rx,
+		},
+		HandshakeTimeout: 10 * time.Second,
+	}
+
+	attrs := []any{
+		"url", "https://" + ln.Addr().String() + "/",
+		"dir", dir,
+		"follow_symlinks", o.followSymlinks,
+		"tx", o.tx.String(),
+		"rx", o.rx.String(),
+	}
+	if kernelErr == nil {
+		attrs = append(attrs, "kernel_tls", "available")
+	} else {
+		attrs = append(attrs, "kernel_tls", "unavailable", "reason", kernelErr.Error())
+	}
+	logger.Info("serving", append(attrs, "version", version())...)
+	if ready != nil {
+		ready(ln.Addr())
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	onStop()
+	logger.Info("shutting down", "timeout", o.grace)
+	sctx, cancel := context.WithTimeout(context.Background(), o.grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("closing the connections still open", "err", err)
+		srv.Close()
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// certificate loads --cert and --key, or makes a self-signed certificate.
+func (o *serveOptions) certificate(logger *slog.Logger) (tls.Certificate, error) {
+	if o.certFile != "" {
+		cert, err := tls.LoadX509KeyPair(o.certFile, o.keyFile)
+		if err != nil {
+			return cert, err
+		}
+		logger.Info("certificate", "file", o.certFile, "names", certNames(cert.Leaf),
+			"not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339), "sha256", fingerprint(cert.Leaf))
+		return cert, nil
+	}
+	host, _, err := net.SplitHostPort(o.addr)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("--addr: %w", err)
+	}
+	cert, err := selfSigned([]string{host}, time.Now())
+	if err != nil {
+		return cert, err
+	}
+	logger.Info("self-signed certificate", "names", certNames(cert.Leaf),
+		"not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339),
+		"sha256", fingerprint(cert.Leaf), "pin", "sha256//"+pin(cert.Leaf))
+	return cert, nil
+}
+
+// logConn returns a ConnContext hook logging each connection after its
+// handshake, with the mode of both directions.
+func logConn(logger *slog.Logger) func(context.Context, net.Conn) context.Context {
+	return func(ctx context.Context, c net.Conn) context.Context {
+		kc, ok := c.(*ktls.Conn)
+		if !ok || !logger.Enabled(ctx, slog.LevelDebug) {
+			return ctx
+		}
+		tx, rx := kc.Mode()
+		st := kc.ConnectionState()
+		proto := st.NegotiatedProtocol
+		if proto == "" {
+			proto = "http/1.1"
+		}
+		logger.Debug("connection", "remote", c.RemoteAddr().String(), "proto", proto,
+			"tls", tls.VersionName(st.Version), "suite", tls.CipherSuiteName(st.CipherSuite),
+			"tx", tx.String(), "rx", rx.String())
+		return ctx
+	}
+}
+
+// withETag sets an ETag from size and modification time on responses for
+// regular files (or a directory's index.html), so that If-None-Match and
+// If-Range work as If-Modified-Since does with http.FileServer alone.
+func withETag(fsys http.FileSystem, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			name := path.Clean("/" + r.URL.Path)
+			fi, err := stat(fsys, name)
+			if err == nil && fi.IsDir() {
+				fi, err = stat(fsys, path.Join(name, "index.html"))
+			}
+			if err == nil && fi.Mode().IsRegular() {
+				w.Header().Set("ETag", `"`+strconv.FormatInt(fi.ModTime().UnixNano(), 36)+"-"+strconv.FormatInt(fi.Size(), 36)+`"`)
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func stat(fsys http.FileSystem, name string) (fs.FileInfo, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Stat()
+}
+
+// logRequests logs each request at debug level.
+func logRequests(logger *slog.Logger, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !logger.Enabled(r.Context(), slog.LevelDebug) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		logger.Debug("request", "remote", r.RemoteAddr, "proto", r.Proto, "method", r.Method,
+			"path", r.URL.Path, "status", sw.status, "bytes", sw.n, "duration", time.Since(start))
+	})
+}
+
+// statusWriter records the status and size of a response. Its ReadFrom
+// passes file bodies on to the connection's ReadFrom (sendfile).
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	n      int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
+	var n int64
+	var err error
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(struct{ io.Writer }{w.ResponseWriter}, r)
+	}
+	w.n += n
+	return n, err
+}
+
+// Unwrap gives http.ResponseController the wrapped writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,454 @@
+// Package ktlshttp serves net/http handlers over kernel TLS: HTTP/1.1 and
+// HTTP/2 on *ktls.Conn connections.
+//
+// net/http starts HTTP/2 only on a *tls.Conn and never sees a ktls.Conn as
+// TLS, so this package does what http.Server.ServeTLS does for crypto/tls: it
+// runs the TLS handshake of every accepted connection (offering the ALPN
+// protocols "h2" and "http/1.1"), hands connections that negotiated "h2" to
+// golang.org/x/net/http2, and gives the others to http.Server for HTTP/1.x.
+// Request.TLS is set in both cases, from the connection's ConnectionState.
+//
+// On HTTP/1.1, net/http copies a response body that is a file (http.FileServer,
+// http.ServeContent, io.Copy from an *os.File) through the connection's
+// ReadFrom, which a ktls.Conn turns into sendfile(2) when its transmit
+// direction is in the kernel. Handlers that wrap the http.ResponseWriter keep
+// that path only if the wrapper has a ReadFrom method passing through to the
+// wrapped writer. HTTP/2 frames every DATA frame in user space and never
+// uses sendfile.
+//
+// The smallest server:
+//
+//	cert, _ := tls.LoadX509KeyPair("cert.pem", "key.pem")
+//	ln, _ := net.Listen("tcp", ":8443")
+//	cfg := &ktls.Config{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}}
+//	log.Fatal(ktlshttp.Serve(ln, http.FileServer(http.Dir(".")), cfg))
+package ktlshttp
+
+//lint:file-ignore SA1019 x/net/http2's Server is deprecated in favour of net/http's own HTTP/2, which runs only on a *tls.Conn; http2.Server.ServeConn is the way to serve HTTP/2 on a ktls.Conn.
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/ktls-go/ktls"
+)
+
+// Serve accepts TCP connections on l and serves HTTP/1.1 and HTTP/2 requests
+// over kernel TLS on them, calling h for each request (http.DefaultServeMux
+// when h is nil). cfg carries the TLS configuration, which must hold a
+// certificate, and the kernel offload policy. Serve always returns a non-nil
+// error and closes l.
+func Serve(l net.Listener, h http.Handler, cfg *ktls.Config) error {
+	srv := &Server{Server: http.Server{Handler: h}, Config: cfg}
+	return srv.Serve(l)
+}
+
+// ListenAndServeTLS listens on the TCP address addr and serves h over kernel
+// TLS with the certificate and key in the PEM files certFile and keyFile, like
+// http.ListenAndServeTLS, with the default kernel offload policy.
+func ListenAndServeTLS(addr, certFile, keyFile string, h http.Handler) error {
+	srv := &Server{Server: http.Server{Addr: addr, Handler: h}}
+	return srv.ListenAndServeTLS(certFile, keyFile)
+}
+
+// Server is an HTTPS server whose connections are *ktls.Conn. It mirrors
+// http.Server: set the embedded http.Server's fields (Handler, timeouts,
+// MaxHeaderBytes, ErrorLog, BaseContext, ConnContext, ConnState) as usual and
+// call Serve, ListenAndServeTLS, Shutdown or Close on the Server itself. The
+// embedded TLSConfig and TLSNextProto fields are not used for the handshake:
+// the TLS configuration is Config.TLS.
+//
+// ConnContext and ConnState are called with the *ktls.Conn of the connection,
+// after its handshake, for HTTP/1.x and HTTP/2 connections alike; ConnState
+// sees no StateHijacked for HTTP/2. Handlers find the connection in the
+// request's context under ConnContextKey.
+//
+// A Server must not be copied after first use.
+type Server struct {
+	http.Server
+
+	// Config holds the TLS configuration (Config.TLS) and the kernel offload
+	// policy of each direction. If Config.TLS.NextProtos is empty, the
+	// server offers "h2" and "http/1.1"; otherwise it offers NextProtos as
+	// given, and HTTP/2 only if it is listed. A nil Config is only allowed
+	// with ListenAndServeTLS or ServeTLS given a certificate.
+	Config *ktls.Config
+
+	// HTTP2 configures HTTP/2; nil means the defaults of http2.Server.
+	HTTP2 *http2.Server
+
+	// HandshakeTimeout bounds each TLS handshake. Zero means the smallest
+	// positive one of ReadHeaderTimeout, ReadTimeout and WriteTimeout, as
+	// net/http does for crypto/tls, and no limit if none is set.
+	HandshakeTimeout time.Duration
+
+	once    sync.Once
+	initErr error
+	h2      *http2.Server
+
+	mu      sync.Mutex
+	h2conns map[net.Conn]struct{} // HTTP/2 connections being served
+	wg      sync.WaitGroup        // handshakes and HTTP/2 connections in progress
+}
+
+// ConnContextKey is the context key under which a request's context holds
+// the connection the request came on, a net.Conn: the *ktls.Conn, unless
+// the listener's connections were TLS connections of another type.
+var ConnContextKey = &contextKey{"ktls-conn"}
+
+type contextKey struct{ name string }
+
+func (k *contextKey) String() string { return "ktlshttp context value " + k.name }
+
+// init configures HTTP/2 on the embedded http.Server once, which also makes
+// http.Server.Shutdown send GOAWAY on the HTTP/2 connections, and makes
+// ConnContext put the connection in the context.
+func (s *Server) init() error {
+	s.once.Do(func() {
+		user := s.ConnContext
+		s.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+			ctx = context.WithValue(ctx, ConnContextKey, c)
+			if user != nil {
+				ctx = user(ctx, c)
+			}
+			return ctx
+		}
+		s.h2 = s.HTTP2
+		if s.h2 == nil {
+			s.h2 = new(http2.Server)
+		}
+		s.initErr = http2.ConfigureServer(&s.Server, s.h2)
+		s.h2conns = make(map[net.Conn]struct{})
+	})
+	return s.initErr
+}
+
+// Serve accepts connections on l and serves them until l fails or the Server
+// is shut down, when it returns http.ErrServerClosed. Connections from l that
+// are plain TCP are wrapped with ktls.Server and Config. Connections that
+// already are TLS connections (they have HandshakeContext and ConnectionState
+// methods, as *ktls.Conn from ktls.NewListener has) are used as they are;
+// Config then plays no part, and the listener's own configuration should
+// offer "h2" for HTTP/2.
+//
+// Serve always returns a non-nil error and closes l.
+func (s *Server) Serve(l net.Listener) error {
+	return s.serve(l, s.Config)
+}
+
+// ServeTLS is Serve with the certificate and key in the PEM files certFile
+// and keyFile. As in http.Server.ServeTLS, they may be empty if Config.TLS
+// already holds a certificate (Certificates, GetCertificate or
+// GetConfigForClient).
+func (s *Server) ServeTLS(l net.Listener, certFile, keyFile string) error {
+	cfg, err := s.withCert(certFile, keyFile)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	return s.serve(l, cfg)
+}
+
+// ListenAndServe listens on the TCP address s.Addr (":https" if empty) and
+// serves over kernel TLS with Config, which must hold a certificate.
+func (s *Server) ListenAndServe() error {
+	return s.ListenAndServeTLS("", "")
+}
+
+// ListenAndServeTLS listens on the TCP address s.Addr (":https" if empty) and
+// calls ServeTLS.
+func (s *Server) ListenAndServeTLS(certFile, keyFile string) error {
+	// Check the certificate before taking the port, as net/http does not.
+	cfg, err := s.withCert(certFile, keyFile)
+	if err != nil {
+		return err
+	}
+	addr := s.Addr
+	if addr == "" {
+		addr = ":https"
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return s.serve(l, cfg)
+}
+
+// Shutdown shuts the server down gracefully as http.Server.Shutdown does:
+// it closes the listeners and aborts handshakes in progress, closes idle
+// HTTP/1.x connections, sends GOAWAY on HTTP/2 connections, and waits for
+// all connections to finish their requests or for ctx to end, when it
+// returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if err := s.init(); err != nil {
+		return err
+	}
+	if err := s.Server.Shutdown(ctx); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close closes the listeners and all connections at once, HTTP/2 ones
+// included, as http.Server.Close does. It returns the error of closing the
+// listeners.
+func (s *Server) Close() error {
+	if err := s.init(); err != nil {
+		return err
+	}
+	err := s.Server.Close()
+	s.mu.Lock()
+	for c := range s.h2conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	return err
+}
+
+// withCert returns the TLS configuration to serve with, the certificate in
+// certFile and keyFile added as http.Server.ServeTLS does.
+func (s *Server) withCert(certFile, keyFile string) (*ktls.Config, error) {
+	cfg := cloneConfig(s.Config)
+	t := cfg.TLS
+	hasCert := len(t.Certificates) > 0 || t.GetCertificate != nil || t.GetConfigForClient != nil
+	if !hasCert || certFile != "" || keyFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, err
+		}
+		t.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+// cloneConfig returns a new ktls.Config with the policies of cfg and a clone
+// of its TLS configuration (never nil). A nil cfg is an empty one.
+func cloneConfig(cfg *ktls.Config) *ktls.Config {
+	c := &ktls.Config{TLS: new(tls.Config)}
+	if cfg != nil {
+		c.TX, c.RX = cfg.TX, cfg.RX
+		if cfg.TLS != nil {
+			c.TLS = cfg.TLS.Clone()
+		}
+	}
+	return c
+}
+
+func (s *Server) serve(l net.Listener, cfg *ktls.Config) error {
+	if err := s.init(); err != nil {
+		l.Close()
+		return err
+	}
+	// Without a certificate, handshakes fail with crypto/tls's error.
+	c := cloneConfig(cfg)
+	if len(c.TLS.NextProtos) == 0 {
+		c.TLS.NextProtos = []string{http2.NextProtoTLS, "http/1.1"}
+	}
+	hl := &listener{
+		Listener: l,
+		srv:      s,
+		cfg:      c,
+		ready:    make(chan net.Conn),
+		errc:     make(chan error),
+		done:     make(chan struct{}),
+	}
+	hl.ctx, hl.cancel = context.WithCancel(context.Background())
+	hl.baseCtx = context.Background()
+	if s.BaseContext != nil {
+		hl.baseCtx = s.BaseContext(hl)
+		if hl.baseCtx == nil {
+			panic("BaseContext returned a nil context")
+		}
+	}
+	s.wg.Add(1)
+	go hl.acceptLoop()
+	return s.Server.Serve(hl)
+}
+
+// tlsConn is what Serve needs from a connection: a net.Conn that runs a TLS
+// handshake and reports its state afterwards, as *ktls.Conn and *tls.Conn do.
+type tlsConn interface {
+	net.Conn
+	HandshakeContext(ctx context.Context) error
+	ConnectionState() tls.ConnectionState
+}
+
+// listener is the net.Listener given to http.Server.Serve. A goroutine
+// accepts TCP connections from the wrapped listener and handshakes each one in
+// its own goroutine; connections that negotiated HTTP/2 are served there, the
+// others are returned by Accept.
+type listener struct {
+	net.Listener
+	srv     *Server
+	cfg     *ktls.Config
+	baseCtx context.Context // from Server.BaseContext, for HTTP/2 connections
+
+	ctx    context.Context // ends handshakes when the listener closes
+	cancel context.CancelFunc
+
+	ready chan net.Conn // handshaken HTTP/1.x connections
+	errc  chan error    // errors of the wrapped listener's Accept
+	done  chan struct{} // closed by Close
+	once  sync.Once
+	err   error // of closing the wrapped listener
+}
+
+// Accept returns the next connection whose handshake finished and did not
+// negotiate HTTP/2.
+func (l *listener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ready:
+		return c, nil
+	case err := <-l.errc:
+		return nil, err
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close closes the wrapped listener and aborts the handshakes in progress.
+func (l *listener) Close() error {
+	l.once.Do(func() {
+		close(l.done)
+		l.cancel()
+		l.err = l.Listener.Close()
+	})
+	return l.err
+}
+
+// acceptLoop accepts connections until the listener is closed. Errors go to
+// Accept one at a time, so http.Server's back-off on temporary errors paces
+// the loop.
+func (l *listener) acceptLoop() {
+	defer l.srv.wg.Done()
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			select {
+			case l.errc <- err:
+				continue
+			case <-l.done:
+				return
+			}
+		}
+		l.srv.wg.Add(1)
+		go l.handshake(c)
+	}
+}
+
+// handshake runs the TLS handshake of c and dispatches it on the negotiated
+// protocol.
+func (l *listener) handshake(c net.Conn) {
+	defer l.srv.wg.Done()
+	tc, ok := c.(tlsConn)
+	if !ok {
+		tc = ktls.Server(c, l.cfg)
+	}
+	if d := l.srv.handshakeTimeout(); d > 0 {
+		tc.SetDeadline(time.Now().Add(d))
+	}
+	if err := tc.HandshakeContext(l.ctx); err != nil {
+		var re tls.RecordHeaderError
+		if errors.As(err, &re) && re.Conn != nil && looksLikeHTTP(re.RecordHeader) {
+			io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+			err = errors.New("client sent an HTTP request to an HTTPS server")
+		}
+		tc.Close()
+		if l.ctx.Err() == nil {
+			l.srv.logf("http: TLS handshake error from %s: %v", c.RemoteAddr(), err)
+		}
+		return
+	}
+	tc.SetDeadline(time.Time{})
+	if tc.ConnectionState().NegotiatedProtocol == http2.NextProtoTLS {
+		l.serveHTTP2(tc)
+		return
+	}
+	select {
+	case l.ready <- tc:
+	case <-l.done:
+		tc.Close()
+	}
+}
+
+// serveHTTP2 serves an HTTP/2 connection until it ends, with the contexts and
+// ConnState calls net/http gives its own HTTP/2 connections.
+func (l *listener) serveHTTP2(c tlsConn) {
+	s := l.srv
+	s.mu.Lock()
+	select {
+	case <-l.done:
+		s.mu.Unlock()
+		c.Close()
+		return
+	default:
+	}
+	s.h2conns[c] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.h2conns, c)
+		s.mu.Unlock()
+	}()
+
+	ctx := s.ConnContext(context.WithValue(l.baseCtx, http.ServerContextKey, &s.Server), c)
+	if ctx == nil {
+		panic("ConnContext returned nil")
+	}
+	if s.ConnState != nil {
+		s.ConnState(c, http.StateNew)
+	}
+	s.h2.ServeConn(c, &http2.ServeConnOpts{Context: ctx, BaseConfig: &s.Server})
+	c.Close()
+	if s.ConnState != nil {
+		s.ConnState(c, http.StateClosed)
+	}
+}
+
+// handshakeTimeout is HandshakeTimeout or what net/http uses for crypto/tls.
+func (s *Server) handshakeTimeout() time.Duration {
+	if s.HandshakeTimeout != 0 {
+		return s.HandshakeTimeout
+	}
+	var d time.Duration
+	for _, t := range []time.Duration{s.ReadHeaderTimeout, s.ReadTimeout, s.WriteTimeout} {
+		if t > 0 && (d == 0 || t < d) {
+			d = t
+		}
+	}
+	return d
+}
+
+func (s *Server) logf(format string, args ...any) {
+	if s.ErrorLog != nil {
+		s.ErrorLog.Printf(format, args...)
+	} else {
+		log.Printf(format, args...)
+	}
+}
+
+// looksLikeHTTP reports whether a TLS record header is the start of a
+// plaintext HTTP request, as net/http checks.
+func looksLikeHTTP(hdr [5]byte) bool {
+	return slices.Contains([]string{"GET /", "HEAD ", "POST ", "PUT /", "OPTIO"}, string(hdr[:]))
+}
