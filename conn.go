@@ -108,7 +108,6 @@ func (c *Conn) handOff() error {
 			return fmt.Errorf("ktls: cipher suite %s cannot be offloaded", tls.CipherSuiteName(st.CipherSuite))
 		}
 		c.hc.Passthrough()
-		c.state = st
 		return nil
 	}
 	if c.isClient && st.Version == tls.VersionTLS13 && c.clientConfig.ClientSessionCache != nil && !c.clientConfig.SessionTicketsDisabled {
@@ -134,50 +133,49 @@ func (c *Conn) handOff() error {
 	defer tx.Wipe()
 	defer rx.Wipe()
 
-	wantTX, wantRX := c.wantKernel(txPol), c.wantKernel(rxPol)
-	if wantTX || wantRX {
-		if err := c.attach(); err != nil {
-			if txPol == OffloadKernel || rxPol == OffloadKernel {
-				return err
-			}
-			wantTX, wantRX = false, false
+	attached := false
+	if c.wantKernel(txPol) || c.wantKernel(rxPol) {
+		err := c.attach()
+		if err != nil && (txPol == OffloadKernel || rxPol == OffloadKernel) {
+			return err
 		}
+		attached = err == nil
 	}
-	if wantTX {
-		if err := kernel.Enable(c.rc, kernel.TX, tx); err != nil {
-			if txPol == OffloadKernel {
-				return err
-			}
-			wantTX = false
-		}
+	if c.txMode, err = c.install(kernel.TX, tx, txPol, attached); err != nil {
+		return err
 	}
-	if wantRX {
-		if err := kernel.Enable(c.rc, kernel.RX, rx); err != nil {
-			if rxPol == OffloadKernel {
-				return err
-			}
-			wantRX = false
-		}
-	}
+	c.rxMode, err = c.install(kernel.RX, rx, rxPol, attached)
+	return err
+}
 
-	c.txMode, c.rxMode = ModeKernel, ModeKernel
-	if !wantTX {
-		s, err := record.NewSealer(tx)
-		if err != nil {
-			return err
+// install puts one direction's session in the kernel (when the socket is
+// attached and the policy asks for it) or in the user-space record layer,
+// and returns the direction's mode. With policy OffloadAuto a kernel that
+// refuses the session (old kernel, suite not built in) is not an error.
+func (c *Conn) install(d kernel.Direction, s *record.Session, p Offload, attached bool) (Mode, error) {
+	if attached && c.wantKernel(p) {
+		err := kernel.Enable(c.rc, d, s)
+		if err == nil {
+			return ModeKernel, nil
 		}
-		c.out.w = record.NewWriter(c.conn, s)
-		c.txMode = ModeUser
-	}
-	if !wantRX {
-		o, err := record.NewOpener(rx)
-		if err != nil {
-			return err
+		if p == OffloadKernel {
+			return ModeNone, err
 		}
-		c.in.r = record.NewReader(c.conn, o)
-		c.rxMode = ModeUser
 	}
-	return nil
+	if d == kernel.TX {
+		sealer, err := record.NewSealer(s)
+		if err != nil {
+			return ModeNone, err
+		}
+		c.out.w = record.NewWriter(c.conn, sealer)
+	} else {
+		opener, err := record.NewOpener(s)
+		if err != nil {
+			return ModeNone, err
+		}
+		c.in.r = record.NewReader(c.conn, opener)
+	}
+	return ModeUser, nil
 }
 
 // wantKernel reports whether a direction with policy p should try the
@@ -472,7 +470,8 @@ func (c *Conn) Close() error {
 }
 
 // ConnectionState returns the state of the handshake (version, cipher
-// suite, ALPN, peer certificates, resumption...) as crypto/tls reports it.
+// suite, ALPN, peer certificates, resumption...) as crypto/tls reports it;
+// after the hand-off, as it was then.
 func (c *Conn) ConnectionState() tls.ConnectionState {
 	if c.done.Load() && c.txMode != ModeNone {
 		return c.state

@@ -535,3 +535,30 @@ func TestDeadline(t *testing.T) {
 	pr.k.SetReadDeadline(time.Time{})
 	echo(t, pr)
 }
+
+// TestOffloadAuto checks the default policy: the kernel where it has TLS,
+// user space elsewhere; and that OffloadKernel fails the handshake where
+// the kernel has no TLS.
+func TestOffloadAuto(t *testing.T) {
+	want := ModeUser
+	if kernel.Supported() == nil {
+		want = ModeKernel
+	}
+	pr := newPair(t, false, &Config{TLS: clientTLS()}, serverTLS())
+	pr.fc.release()
+	pr.handshake(t)
+	if tx, rx := pr.k.Mode(); tx != want || rx != want {
+		t.Errorf("Mode() = %v, %v; want %v", tx, rx, want)
+	}
+	echo(t, pr)
+
+	if kernel.Supported() == nil {
+		return
+	}
+	pr = newPair(t, true, &Config{TLS: serverTLS(), RX: OffloadKernel}, clientTLS())
+	pr.fc.release()
+	go pr.p.Handshake()
+	if err := pr.k.Handshake(); err == nil {
+		t.Error("OffloadKernel without kernel TLS: handshake succeeded")
+	}
+}
