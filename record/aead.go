@@ -106,6 +106,16 @@ func (s *Sealer) Seq() uint64 { return s.p.seq }
 // type.
 func (s *Sealer) Overhead() int { return s.p.overhead() }
 
+// PayloadOffset returns where a record's payload starts: after the header
+// and, for TLS 1.2 AES-GCM, the explicit nonce. Seal seals in place when the
+// payload already sits at that offset of the new record.
+func (s *Sealer) PayloadOffset() int {
+	if s.p.explicit {
+		return HeaderLen + explicitNonceLen
+	}
+	return HeaderLen
+}
+
 func (p *protection) overhead() int {
 	switch {
 	case p.version == VersionTLS13:
@@ -118,10 +128,14 @@ func (p *protection) overhead() int {
 
 // Seal appends one whole protected record of type typ carrying payload,
 // header included, to dst and returns the extended slice. len(payload) must
-// not exceed MaxPlaintext, and payload must not overlap the spare capacity
-// of dst. TLS 1.3 records get the inner content type and no padding. Seal
-// does not allocate when dst has room for len(payload)+Overhead() more
-// bytes.
+// not exceed MaxPlaintext. TLS 1.3 records get the inner content type and no
+// padding. Seal does not allocate when dst has room for
+// len(payload)+Overhead() more bytes.
+//
+// payload must not overlap the spare capacity of dst, except that it may sit
+// exactly where the record carries it, at
+// dst[len(dst)+PayloadOffset():][:len(payload)]: then Seal encrypts in place
+// and does not copy the payload, which a TLS 1.3 record otherwise needs.
 //
 // Seal fails with an *Error wrapping EMSGSIZE for an oversized payload,
 // EINVAL for a content type the version cannot protect, and ErrSeqOverflow
@@ -145,7 +159,9 @@ func (s *Sealer) Seal(dst []byte, typ ContentType, payload []byte) ([]byte, erro
 	switch {
 	case p.version == VersionTLS13:
 		out[0] = byte(TypeApplicationData)
-		copy(out[HeaderLen:], payload)
+		if n > 0 && &payload[0] != &out[HeaderLen] {
+			copy(out[HeaderLen:], payload)
+		}
 		out[HeaderLen+n] = byte(typ)
 		p.aead.Seal(out[HeaderLen:HeaderLen], p.setNonce(nil), out[HeaderLen:HeaderLen+n+1], out[:HeaderLen])
 	case p.explicit:

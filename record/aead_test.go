@@ -298,3 +298,25 @@ func TestErrorStrings(t *testing.T) {
 		t.Error("String of unknown values")
 	}
 }
+
+func TestSealInPlace(t *testing.T) {
+	for _, st := range allSuites {
+		sl, o := pair(t, st.version, st.suite)
+		sl2, _ := pair(t, st.version, st.suite)
+		payload := []byte("sealed in place, without a copy")
+		buf := make([]byte, 3, 3+len(payload)+sl.Overhead())
+		inPlace := buf[3+sl.PayloadOffset() : 3+sl.PayloadOffset()+len(payload)]
+		copy(inPlace, payload)
+		rec, err := sl.Seal(buf, TypeApplicationData, inPlace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := sl2.Seal(nil, TypeApplicationData, payload)
+		if !bytes.Equal(rec[3:], want) {
+			t.Errorf("%s: in-place record differs", tls.CipherSuiteName(st.suite))
+		}
+		if _, pt, err := o.Open(rec[3:]); err != nil || !bytes.Equal(pt, payload) {
+			t.Errorf("%s: %v", tls.CipherSuiteName(st.suite), err)
+		}
+	}
+}
