@@ -12,6 +12,20 @@ import (
 	"github.com/ktls-go/ktls/internal/lab/guestconf"
 )
 
+// defaultTestTimeout is the -test.timeout of each test binary unless the
+// go test flags set one.
+const defaultTestTimeout = 4 * time.Minute
+
+// hasFlag reports whether args set the flag ("-name" or "-name=...").
+func hasFlag(args []string, name string) bool {
+	for _, a := range args {
+		if a == name || strings.HasPrefix(a, name+"=") {
+			return true
+		}
+	}
+	return false
+}
+
 // TestOptions configure Test.
 type TestOptions struct {
 	Options
@@ -75,6 +89,15 @@ func Test(ctx context.Context, o *TestOptions) (ok bool, err error) {
 		cfg.Env = append(cfg.Env, "CI="+ci)
 	}
 	flags := append([]string{"-test.v"}, TranslateTestFlags(o.TestFlags)...)
+	if !hasFlag(flags, "-test.timeout") {
+		// Like go test's 10m default, but short enough that a hanging test
+		// panics with its goroutines before the boot times out.
+		t := defaultTestTimeout
+		if o.Timeout > 0 && o.Timeout/2 < t {
+			t = o.Timeout / 2
+		}
+		flags = append(flags, "-test.timeout="+t.String())
+	}
 	for _, p := range pkgs {
 		bin := path.Join("/lab/bin", filepath.Base(p.Binary))
 		dir := path.Join("/lab/src", p.Rel)
@@ -128,7 +151,11 @@ func testKernel(ctx context.Context, o *TestOptions, k Kernel, tmp, common strin
 			if s.fail == 0 {
 				fail++ // exited non-zero without a FAIL line (build, panic, timeout, crash)
 			}
-			failed = append(failed, fmt.Sprintf("%s (exit status %d)", s.name, s.code))
+			if s.code == -1 {
+				failed = append(failed, s.name+" (did not finish)")
+			} else {
+				failed = append(failed, fmt.Sprintf("%s (exit status %d)", s.name, s.code))
+			}
 		}
 	}
 	if n := len(cfg.Steps) - len(r.steps); n > 0 {

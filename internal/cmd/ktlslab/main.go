@@ -95,7 +95,7 @@ func test(ctx context.Context, args []string) int {
 	var o lab.TestOptions
 	fs.StringVar(&o.Kernel, "kernel", "all", "kernel release prefix")
 	fs.BoolVar(&o.Require, "require", os.Getenv("CI") == "true", "fail if any test skips (default with CI=true)")
-	fs.DurationVar(&o.Timeout, "timeout", 15*time.Minute, "timeout per kernel boot")
+	fs.DurationVar(&o.Timeout, "timeout", 10*time.Minute, "timeout per kernel boot (each test binary gets -test.timeout of 4m or half of this, unless the go test flags set -timeout)")
 	fs.BoolVar(&o.KVM, "kvm", false, "use KVM instead of TCG emulation")
 	pre, post := splitDashes(args)
 	o.TestFlags = post
