@@ -31,9 +31,10 @@ func NewWriter(w io.Writer, s *Sealer) *Writer {
 // time to the underlying writer in a single Write call, which is one
 // write(2) on a net.Conn: the records lie back to back in one buffer, so a
 // single contiguous write does what a writev of the records would do. The
-// buffer is kept, so that Write does not allocate in steady state. Write
-// returns when all of p has been written or on the first error; after an
-// error the Writer is unusable, as records it sealed may be lost.
+// buffer is kept, so that Write does not allocate in steady state. An empty
+// p writes nothing (WriteRecord writes an empty record). Write returns when
+// all of p has been written or on the first error; after an error the
+// Writer is unusable, as records it sealed may be lost.
 func (w *Writer) Write(p []byte) (n int, err error) {
 	if w.err != nil {
 		return 0, w.err
@@ -42,22 +43,24 @@ func (w *Writer) Write(p []byte) (n int, err error) {
 		records := min((len(p)+MaxPlaintext-1)/MaxPlaintext, maxBatch)
 		batch := min(len(p), records*MaxPlaintext)
 		w.grow(batch + records*w.s.Overhead())
-		for q := p[:batch]; len(q) > 0; {
-			chunk := q[:min(len(q), MaxPlaintext)]
-			if w.buf, err = w.s.Seal(w.buf, TypeApplicationData, chunk); err != nil {
-				w.err = err
+		sealed := 0
+		var serr error
+		for sealed < batch {
+			chunk := p[sealed:min(batch, sealed+MaxPlaintext)]
+			if w.buf, serr = w.s.Seal(w.buf, TypeApplicationData, chunk); serr != nil {
 				break
 			}
-			q = q[len(chunk):]
+			sealed += len(chunk)
 		}
 		if err := w.flush(); err != nil {
 			return n, err
 		}
-		if w.err != nil {
-			return n, w.err
+		n += sealed
+		if serr != nil {
+			w.err = serr
+			return n, serr
 		}
-		n += batch
-		p = p[batch:]
+		p = p[sealed:]
 	}
 	return n, nil
 }

@@ -279,3 +279,26 @@ func TestZeroAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestWriterSeqOverflow checks that records sealed before the sequence
+// number ran out are still written and counted.
+func TestWriterSeqOverflow(t *testing.T) {
+	s := testSession(VersionTLS13, tls.TLS_AES_128_GCM_SHA256)
+	s.Seq = 1<<64 - 2
+	sl, _ := NewSealer(s)
+	o, _ := NewOpener(s)
+	var buf bytes.Buffer
+	n, err := NewWriter(&buf, sl).Write(make([]byte, 3*MaxPlaintext))
+	if n != 2*MaxPlaintext || !errors.Is(err, ErrSeqOverflow) {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	r := NewReader(&buf, o)
+	for range 2 {
+		if _, pt, err := r.ReadRecord(); err != nil || len(pt) != MaxPlaintext {
+			t.Fatal(len(pt), err)
+		}
+	}
+	if _, _, err := r.ReadRecord(); err != io.EOF {
+		t.Fatal(err)
+	}
+}
