@@ -30,10 +30,10 @@ func main() {
 	}
 	fmt.Printf("\n%s\n", guestconf.MarkDone)
 	unix.Sync()
-	if err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF); err != nil {
-		fmt.Printf("\n%s power off: %v\n", guestconf.MarkError, err)
-	}
-	select {}
+	err := unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+	// Still here: exiting makes the kernel panic, and panic=-1 ends qemu.
+	fmt.Printf("\n%s power off: %v\n", guestconf.MarkError, err)
+	os.Exit(1)
 }
 
 func run() error {
