@@ -368,17 +368,17 @@ func (c *Conn) ReadTickets(tc *tls.Conn, suite uint16) (n int, err error) {
 		return 0, err
 	}
 	defer rx.Wipe()
-	buf := make([]byte, record.HeaderLen+record.MaxPlaintext+256)
+	var hdr [record.HeaderLen]byte
 	for range maxTickets {
 		if c.ready && c.roff < len(c.rbuf) {
 			return n, nil
 		}
-		queued := peek(c.Conn, buf)
-		if queued < record.HeaderLen {
+		if peek(c.Conn, hdr[:]) < len(hdr) || record.ContentType(hdr[0]) != record.TypeApplicationData {
 			return n, nil
 		}
-		end := record.HeaderLen + int(binary.BigEndian.Uint16(buf[3:5]))
-		if queued < end || record.ContentType(buf[0]) != record.TypeApplicationData {
+		end := record.HeaderLen + int(binary.BigEndian.Uint16(hdr[3:5]))
+		buf := make([]byte, end)
+		if peek(c.Conn, buf) < end {
 			return n, nil
 		}
 		if rx.Seq, err = c.in.count(rx); err != nil {
