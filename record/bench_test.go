@@ -110,6 +110,27 @@ func BenchmarkWriter(b *testing.B) {
 	}
 }
 
+// BenchmarkWriterReadFrom reads 1 MiB per operation from a bytes.Reader
+// through Writer.ReadFrom to io.Discard, sealing in place.
+func BenchmarkWriterReadFrom(b *testing.B) {
+	for _, st := range allSuites {
+		sl, _ := pair(b, st.version, st.suite)
+		w := NewWriter(io.Discard, sl)
+		p := make([]byte, 1<<20)
+		src := bytes.NewReader(p)
+		b.Run(suiteName(st.version, st.suite), func(b *testing.B) {
+			b.SetBytes(int64(len(p)))
+			b.ReportAllocs()
+			for b.Loop() {
+				src.Reset(p)
+				if _, err := w.ReadFrom(src); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkReader reads 1 MiB of full records per operation through a
 // Reader.
 func BenchmarkReader(b *testing.B) {

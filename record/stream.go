@@ -65,6 +65,56 @@ func (w *Writer) Write(p []byte) (n int, err error) {
 	return n, nil
 }
 
+// ReadFrom reads application data from r until io.EOF and writes it in
+// records, implementing io.ReaderFrom. Each Read goes straight into the
+// place of a record's payload in the Writer's buffer, up to MaxPlaintext
+// bytes, and is sealed there, so that the data is not copied again (Write
+// must copy a TLS 1.3 payload to append its inner content type). While reads
+// fill whole records, as from a file, up to 16 records are batched into one
+// write; a short read sends what has been read at once, so that data from a
+// stream is not held back. ReadFrom returns the number of bytes read from r
+// and written, and the first error other than io.EOF.
+func (w *Writer) ReadFrom(r io.Reader) (n int64, err error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	off, slot := w.s.PayloadOffset(), MaxPlaintext+w.s.Overhead()
+	w.grow(maxBatch * slot)
+	for {
+		var rerr, serr error
+		batch := 0
+		for full := true; full && rerr == nil && len(w.buf)+slot <= cap(w.buf); {
+			start := len(w.buf) + off
+			p := w.buf[start : start+MaxPlaintext]
+			var m int
+			m, rerr = r.Read(p)
+			if m < 0 || m > len(p) {
+				m, rerr = 0, errors.New("record: invalid Read result")
+			}
+			if m > 0 {
+				if w.buf, serr = w.s.Seal(w.buf, TypeApplicationData, p[:m]); serr != nil {
+					break
+				}
+				batch += m
+			}
+			full = m == len(p)
+		}
+		if err := w.flush(); err != nil {
+			return n, err
+		}
+		n += int64(batch)
+		switch {
+		case serr != nil:
+			w.err = serr
+			return n, serr
+		case rerr == io.EOF:
+			return n, nil
+		case rerr != nil:
+			return n, rerr
+		}
+	}
+}
+
 // WriteRecord seals p into one record of type typ and writes it, as
 // sendmsg with a TLS_SET_RECORD_TYPE control message does. len(p) must not
 // exceed MaxPlaintext; an empty p makes a zero-length record.

@@ -302,3 +302,71 @@ func TestWriterSeqOverflow(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestWriterReadFrom(t *testing.T) {
+	data := make([]byte, 40*MaxPlaintext+100)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	for _, st := range allSuites {
+		name := tls.CipherSuiteName(st.suite)
+		for rname, rd := range map[string]func([]byte) io.Reader{
+			"file":     func(b []byte) io.Reader { return bytes.NewReader(b) },
+			"half":     func(b []byte) io.Reader { return iotest.HalfReader(bytes.NewReader(b)) },
+			"one byte": func(b []byte) io.Reader { return iotest.OneByteReader(bytes.NewReader(b[:1000])) },
+			"data+EOF": func(b []byte) io.Reader { return iotest.DataErrReader(bytes.NewReader(b)) },
+		} {
+			sl, o := pair(t, st.version, st.suite)
+			var cw callWriter
+			n, err := NewWriter(&cw, sl).ReadFrom(rd(data))
+			want := data
+			if rname == "one byte" {
+				want = data[:1000]
+			}
+			if err != nil || n != int64(len(want)) {
+				t.Fatalf("%s %s: ReadFrom = %d, %v", name, rname, n, err)
+			}
+			if rname == "file" {
+				full := MaxPlaintext + sl.Overhead()
+				if len(cw.calls) != 3 || cw.calls[0] != 16*full || cw.calls[1] != 16*full {
+					t.Errorf("%s: write calls %v", name, cw.calls)
+				}
+			}
+			r := NewReader(&cw.Buffer, o)
+			var got []byte
+			for {
+				_, pt, err := r.ReadRecord()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, pt...)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s %s: data differs", name, rname)
+			}
+		}
+	}
+
+	sl, _ := pair(t, VersionTLS13, tls.TLS_AES_128_GCM_SHA256)
+	var buf bytes.Buffer
+	n, err := NewWriter(&buf, sl).ReadFrom(io.MultiReader(bytes.NewReader([]byte("abc")), iotest.ErrReader(syscall.ECONNRESET)))
+	if n != 3 || !errors.Is(err, syscall.ECONNRESET) || sl.Seq() != 0x0102030405060709 {
+		t.Errorf("ReadFrom with a failing reader = %d, %v, seq %x", n, err, sl.Seq())
+	}
+
+	// Steady state allocates nothing.
+	sl, _ = pair(t, VersionTLS13, tls.TLS_AES_128_GCM_SHA256)
+	w := NewWriter(io.Discard, sl)
+	src := bytes.NewReader(data)
+	if allocs := testing.AllocsPerRun(10, func() {
+		src.Reset(data)
+		if _, err := w.ReadFrom(src); err != nil {
+			t.Fatal(err)
+		}
+	}); allocs != 0 {
+		t.Errorf("ReadFrom: %v allocs", allocs)
+	}
+}
