@@ -25,8 +25,8 @@ type Header struct {
 //     content type for TLS 1.3), else EMSGSIZE with decode_error.
 //
 // A version of 0 means "not yet negotiated": any legacy version 0x0301 to
-// 0x0303 is accepted (a ClientHello may carry 0x0301), the TLS 1.2 length
-// bound applies, and no minimum length is enforced; this is for plaintext
+// 0x0303 is accepted (a ClientHello may carry 0x0301), the length must not
+// exceed 2^14 (TLSPlaintext), and no minimum applies; this is for plaintext
 // handshake records only.
 func ParseHeader(b []byte, version uint16) (Header, error) {
 	h := Header{
@@ -61,10 +61,13 @@ func ParseHeader(b []byte, version uint16) (Header, error) {
 
 // maxCiphertext is the largest record body allowed for version.
 func maxCiphertext(version uint16) int {
-	if version == VersionTLS13 {
+	switch version {
+	case VersionTLS13:
 		return maxCiphertext13
+	case VersionTLS12:
+		return maxCiphertext12
 	}
-	return maxCiphertext12
+	return MaxPlaintext
 }
 
 // minCiphertext is the smallest protected record body for version, whatever
