@@ -95,6 +95,10 @@ type Server struct {
 	once    sync.Once
 	initErr error
 	h2      *http2.Server
+	// goAway is an http.Server with no listeners or connections on which
+	// http2.ConfigureServer registered its shutdown hook: each call of
+	// goAway.Shutdown sends GOAWAY on every HTTP/2 connection of h2.
+	goAway http.Server
 
 	mu      sync.Mutex
 	h2conns map[net.Conn]struct{} // HTTP/2 connections being served
@@ -110,9 +114,9 @@ type contextKey struct{ name string }
 
 func (k *contextKey) String() string { return "ktlshttp context value " + k.name }
 
-// init configures HTTP/2 on the embedded http.Server once, which also makes
-// http.Server.Shutdown send GOAWAY on the HTTP/2 connections, and makes
-// ConnContext put the connection in the context.
+// init sets up HTTP/2 once, makes Shutdown of the embedded http.Server send
+// GOAWAY on the HTTP/2 connections, and makes ConnContext put the
+// connection in the context.
 func (s *Server) init() error {
 	s.once.Do(func() {
 		user := s.ConnContext
@@ -127,7 +131,15 @@ func (s *Server) init() error {
 		if s.h2 == nil {
 			s.h2 = new(http2.Server)
 		}
-		s.initErr = http2.ConfigureServer(&s.Server, s.h2)
+		if s.h2.IdleTimeout == 0 {
+			// As http2.ConfigureServer would do with the embedded Server.
+			s.h2.IdleTimeout = s.IdleTimeout
+			if s.h2.IdleTimeout == 0 {
+				s.h2.IdleTimeout = s.ReadTimeout
+			}
+		}
+		s.initErr = http2.ConfigureServer(&s.goAway, s.h2)
+		s.RegisterOnShutdown(s.sendGoAway)
 		s.h2conns = make(map[net.Conn]struct{})
 	})
 	return s.initErr
@@ -201,12 +213,25 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.wg.Wait()
 		close(done)
 	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	// An HTTP/2 connection whose handshake ended just as the listener
+	// closed may have missed the first GOAWAY: send it again now and then.
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+			s.sendGoAway()
+		}
 	}
+}
+
+// sendGoAway starts the graceful shutdown of every HTTP/2 connection.
+func (s *Server) sendGoAway() {
+	s.goAway.Shutdown(context.Background())
 }
 
 // Close closes the listeners and all connections at once, HTTP/2 ones
