@@ -7,49 +7,88 @@ import (
 	"math"
 	"net"
 	"os"
+	"runtime"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ktls-go/ktls/internal/kernel"
 )
 
-// handshakePair runs one handshake over a fresh loopback TCP connection,
-// with crypto/tls on both ends or ktls (engine) on both ends.
-func handshakePair(b *testing.B, useKTLS bool, engine Offload, srv, cli *tls.Config, kSrv, kCli *Config) {
-	b.StopTimer()
-	cc, ss := tcpPair(b)
-	var server, client interface {
-		Handshake() error
-		Close() error
-	}
+// handshakeConfigs are the configurations of the handshake benchmarks.
+type handshakeConfigs struct {
+	srv, cli   *tls.Config
+	kSrv, kCli *Config
+}
+
+func newHandshakeConfigs(version uint16) *handshakeConfigs {
+	srv, cli := serverTLS(), clientTLS()
+	srv.MaxVersion, cli.MaxVersion = version, version
+	return &handshakeConfigs{srv, cli,
+		&Config{TLS: srv, TX: OffloadUser, RX: OffloadUser},
+		&Config{TLS: cli, TX: OffloadUser, RX: OffloadUser}}
+}
+
+// handshakeOn runs one handshake on the loopback connection cc-ss, with
+// crypto/tls on both ends or ktls (hand-off to user space) on both ends.
+func (hc *handshakeConfigs) handshakeOn(tb testing.TB, useKTLS bool, cc, ss net.Conn) {
+	var server, client interface{ Handshake() error }
 	if useKTLS {
-		server, client = Server(ss, kSrv), Client(cc, kCli)
+		server, client = Server(ss, hc.kSrv), Client(cc, hc.kCli)
 	} else {
-		server, client = tls.Server(ss, srv), tls.Client(cc, cli)
+		server, client = tls.Server(ss, hc.srv), tls.Client(cc, hc.cli)
 	}
-	b.StartTimer()
 	errc := make(chan error, 1)
 	go func() { errc <- server.Handshake() }()
 	if err := client.Handshake(); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := <-errc; err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.StopTimer()
-	cc.Close()
-	ss.Close()
-	b.StartTimer()
 }
 
 func benchHandshake(b *testing.B, useKTLS bool, version uint16) {
-	srv, cli := serverTLS(), clientTLS()
-	srv.MaxVersion, cli.MaxVersion = version, version
-	kSrv := &Config{TLS: srv, TX: OffloadUser, RX: OffloadUser}
-	kCli := &Config{TLS: cli, TX: OffloadUser, RX: OffloadUser}
+	hc := newHandshakeConfigs(version)
 	b.ReportAllocs()
 	for b.Loop() {
-		handshakePair(b, useKTLS, OffloadUser, srv, cli, kSrv, kCli)
+		b.StopTimer()
+		cc, ss := tcpPair(b)
+		b.StartTimer()
+		hc.handshakeOn(b, useKTLS, cc, ss)
+		b.StopTimer()
+		cc.Close()
+		ss.Close()
+		b.StartTimer()
 	}
+}
+
+// handshakeCPU returns the CPU time the process spends per handshake (both
+// ends), over n handshakes on loopback connections made beforehand. Unlike
+// wall time it hardly depends on what else the machine runs.
+func handshakeCPU(t *testing.T, useKTLS bool, version uint16, n int) time.Duration {
+	hc := newHandshakeConfigs(version)
+	conns := make([][2]*net.TCPConn, n)
+	for i := range conns {
+		conns[i][0], conns[i][1] = tcpPair(t)
+	}
+	runtime.GC()
+	start := cpuTime()
+	for _, c := range conns {
+		hc.handshakeOn(t, useKTLS, c[0], c[1])
+	}
+	d := cpuTime() - start
+	for _, c := range conns {
+		c[0].Close()
+		c[1].Close()
+	}
+	return d / time.Duration(n)
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkHandshakeCryptoTLS is a crypto/tls handshake on both ends.
@@ -68,9 +107,12 @@ func BenchmarkHandshakeKTLS(b *testing.B) {
 // bulkChunk is what one benchmark iteration moves.
 const bulkChunk = 1 << 20
 
-func benchBulk(b *testing.B, useKTLS bool, engine Offload) {
-	cc, ss := tcpPair(b)
-	var w io.Writer
+// bulkPair returns the two ends of a handshaken connection, crypto/tls on
+// both ends or ktls with engine on both ends, and a reader goroutine that
+// discards what arrives and reports on got each time it has read another
+// bulkChunk bytes.
+func bulkPair(tb testing.TB, useKTLS bool, engine Offload) (w io.Writer, got <-chan struct{}) {
+	cc, ss := tcpPair(tb)
 	var r io.Reader
 	if useKTLS {
 		k := &Config{TLS: serverTLS(), TX: engine, RX: engine}
@@ -78,45 +120,72 @@ func benchBulk(b *testing.B, useKTLS bool, engine Offload) {
 		s, c := Server(ss, k), Client(cc, kc)
 		go s.Handshake()
 		if err := c.Handshake(); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		if err := s.Handshake(); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		if tx, _ := s.Mode(); tx != wantMode(engine) {
-			b.Fatalf("Mode() = %v", tx)
+			tb.Fatalf("Mode() = %v", tx)
 		}
 		w, r = s, c
 	} else {
 		s, c := tls.Server(ss, serverTLS()), tls.Client(cc, clientTLS())
 		go s.Handshake()
 		if err := c.Handshake(); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		w, r = s, c
 	}
-	done := make(chan error, 1)
+	ch := make(chan struct{}, 1<<16)
 	go func() {
 		buf := make([]byte, 256<<10)
+		n := 0
 		for {
-			if _, err := r.Read(buf); err != nil {
-				done <- err
+			m, err := r.Read(buf)
+			if err != nil {
 				return
+			}
+			for n += m; n >= bulkChunk; n -= bulkChunk {
+				ch <- struct{}{}
 			}
 		}
 	}()
+	return w, ch
+}
+
+func benchBulk(b *testing.B, useKTLS bool, engine Offload) {
+	w, got := bulkPair(b, useKTLS, engine)
 	data := testData(bulkChunk, 7)
 	b.SetBytes(bulkChunk)
 	b.ReportAllocs()
+	n := 0
 	for b.Loop() {
 		if _, err := w.Write(data); err != nil {
 			b.Fatal(err)
 		}
+		n++
 	}
-	b.StopTimer()
-	cc.Close()
-	ss.Close()
-	<-done
+	for range n {
+		<-got
+	}
+}
+
+// bulkCPU returns the CPU time the process spends per MiB moved (both
+// ends) over n MiB.
+func bulkCPU(t *testing.T, useKTLS bool, n int) time.Duration {
+	w, got := bulkPair(t, useKTLS, OffloadUser)
+	data := testData(bulkChunk, 7)
+	start := cpuTime()
+	for range n {
+		if _, err := w.Write(data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range n {
+		<-got
+	}
+	return (cpuTime() - start) / time.Duration(n)
 }
 
 // BenchmarkBulkCryptoTLS moves data from a crypto/tls server to a
@@ -165,8 +234,15 @@ func TestBenchRatios(t *testing.T) {
 			base = min(base, best(func(b *testing.B) { benchHandshake(b, false, v.ver) }))
 			ours = min(ours, best(func(b *testing.B) { benchHandshake(b, true, v.ver) }))
 		}
-		t.Logf("handshake %s: crypto/tls %.0f µs, ktls (handshake + hand-off) %.0f µs: ratio %.3f",
+		t.Logf("handshake %s, wall time: crypto/tls %.0f µs, ktls (handshake + hand-off) %.0f µs: ratio %.3f",
 			v.name, base/1e3, ours/1e3, ours/base)
+		cpuBase, cpuOurs := time.Duration(math.MaxInt64), time.Duration(math.MaxInt64)
+		for range rounds {
+			cpuBase = min(cpuBase, handshakeCPU(t, false, v.ver, 200))
+			cpuOurs = min(cpuOurs, handshakeCPU(t, true, v.ver, 200))
+		}
+		t.Logf("handshake %s, CPU time: crypto/tls %v, ktls (handshake + hand-off) %v: ratio %.3f",
+			v.name, cpuBase, cpuOurs, float64(cpuOurs)/float64(cpuBase))
 	}
 	bulk := func(useKTLS bool, engine Offload) float64 {
 		r := testing.Benchmark(func(b *testing.B) { benchBulk(b, useKTLS, engine) })
@@ -177,7 +253,14 @@ func TestBenchRatios(t *testing.T) {
 		base = max(base, bulk(false, OffloadUser))
 		user = max(user, bulk(true, OffloadUser))
 	}
-	t.Logf("bulk TLS 1.3 AES-128-GCM: crypto/tls %.0f MB/s, ktls user space %.0f MB/s: ratio %.3f", base, user, user/base)
+	t.Logf("bulk TLS 1.3 AES-128-GCM, wall time: crypto/tls %.0f MB/s, ktls user space %.0f MB/s: ratio %.3f", base, user, user/base)
+	cpuBase, cpuUser := time.Duration(math.MaxInt64), time.Duration(math.MaxInt64)
+	for range rounds {
+		cpuBase = min(cpuBase, bulkCPU(t, false, 200))
+		cpuUser = min(cpuUser, bulkCPU(t, true, 200))
+	}
+	t.Logf("bulk TLS 1.3 AES-128-GCM, CPU time per MiB: crypto/tls %v, ktls user space %v: speed ratio %.3f",
+		cpuBase, cpuUser, float64(cpuBase)/float64(cpuUser))
 	if kernel.Supported() == nil {
 		k := bulk(true, OffloadKernel)
 		t.Logf("bulk: ktls kernel %.0f MB/s: ratio to crypto/tls %.3f", k, k/base)

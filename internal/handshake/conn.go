@@ -171,8 +171,11 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return c.Conn.Write(p)
 	}
 	n, err := c.Conn.Write(p)
-	c.wpartial = append(c.wpartial, p[:n]...)
-	rest := c.wpartial
+	rest := p[:n]
+	if len(c.wpartial) > 0 {
+		c.wpartial = append(c.wpartial, rest...)
+		rest = c.wpartial
+	}
 	for len(rest) >= record.HeaderLen {
 		end := record.HeaderLen + int(binary.BigEndian.Uint16(rest[3:5]))
 		if len(rest) < end {
