@@ -1,11 +1,12 @@
 // Command ktls is the command-line face of the ktls project: an HTTPS file
-// server whose connections run over kernel TLS (serve), with a TLS
-// terminating proxy, a capability check, counters and a client download to
-// follow.
+// server whose connections run over kernel TLS (serve) and a check of what
+// kernel TLS the machine offers (check), with a TLS terminating proxy,
+// counters and a client download to follow.
 //
 // Usage:
 //
 //	ktls serve [flags] [DIR]    serve DIR over HTTPS (HTTP/1.1 and HTTP/2)
+//	ktls check [--json]         report what kernel TLS this machine offers
 //	ktls help [COMMAND]         show help
 //	ktls version                print the version
 //
@@ -37,16 +38,17 @@ decrypts (kernel TLS), with a user-space record layer where the kernel cannot.
 
 Commands:
   serve [DIR]   serve the files under DIR over HTTPS (HTTP/1.1 and HTTP/2)
+  check         report what kernel TLS this machine offers
   help [CMD]    show this help, or the help of a command
   version       print the version
 
-Planned: proxy, check, stat, get, bench.
+Planned: proxy, stat, get, bench.
 
-Run 'ktls help serve' for the flags of serve.
+Run 'ktls help COMMAND' for the flags of a command.
 `
 
 // planned lists the commands that are designed but not written yet.
-var planned = []string{"proxy", "check", "stat", "get", "bench"}
+var planned = []string{"proxy", "stat", "get", "bench"}
 
 // run runs the command line args and returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -57,6 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd := args[0]; cmd {
 	case "serve":
 		return runServe(ctx, args[1:], stdout, stderr)
+	case "check":
+		return runCheck(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 {
 			return help(args[1], stdout, stderr)
@@ -85,6 +89,8 @@ func help(cmd string, stdout, stderr io.Writer) int {
 		fs, _ := serveFlags(stdout)
 		fs.Usage()
 		return 0
+	case "check":
+		return runCheck(context.Background(), []string{"-h"}, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "ktls help: unknown command %q\nRun 'ktls help' for usage.\n", cmd)
 	return exitUsage
