@@ -64,8 +64,10 @@ func Run(ctx context.Context, o *RunOptions) (int, error) {
 		prog = bin
 	}
 	guestProg := path.Join("/lab/bin", filepath.Base(prog))
-	files := [][2]string{{guestProg, prog}}
-	files = append(files, o.Files...)
+	files := [][2]string{{guestProg, prog}} // guest path, host path
+	for _, f := range o.Files {
+		files = append(files, [2]string{f[1], f[0]})
+	}
 	common := filepath.Join(tmp, "common.cpio.gz")
 	if err := commonArchive(common, initBin, files); err != nil {
 		return 0, err
@@ -86,11 +88,14 @@ func Run(ctx context.Context, o *RunOptions) (int, error) {
 	if err := concat(initrd, common, kpart); err != nil {
 		return 0, err
 	}
-	var fw []string
-	for _, f := range o.Forwards {
-		fw = append(fw, fmt.Sprintf("127.0.0.1:%d -> guest %d", f.HostPort, f.GuestPort))
+	msg := "booting " + k.Release
+	for i, f := range o.Forwards {
+		if i == 0 {
+			msg += "; forwarding"
+		}
+		msg += fmt.Sprintf(" 127.0.0.1:%d->%d", f.HostPort, f.GuestPort)
 	}
-	o.logf("booting %s (forwards: %s)", k.Release, strings.Join(fw, ", "))
+	o.logf("%s", msg)
 	m := &machine{kernel: k, initrd: initrd, timeout: o.Timeout, kvm: o.KVM, network: true, forwards: o.Forwards}
 	r, err := m.boot(ctx, o.stdout())
 	if err != nil {
