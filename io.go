@@ -13,19 +13,23 @@ const copyBuffer = 16 * 16384
 // ReadFrom sends what r yields, implementing io.ReaderFrom. With the sending
 // direction in the kernel it uses sendfile(2) for an *os.File (or an
 // io.LimitedReader of one) and splice(2) for a TCP or Unix socket source,
-// so the data never enters user space; otherwise it copies through Write in
-// batches of full records.
+// so the data never enters user space. With the sending direction in user
+// space, each read from r lands in place in a record's payload and is sealed
+// there (record.Writer.ReadFrom), without another copy.
 func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	if err := c.Handshake(); err != nil {
 		return 0, err
 	}
-	if !c.txMode.IsKernel() {
+	if c.txMode == ModeNone {
 		return io.CopyBuffer(writerOnly{c}, r, make([]byte, copyBuffer))
 	}
 	c.out.Lock()
 	defer c.out.Unlock()
 	if c.out.closeNotifySent {
 		return 0, errShutdown
+	}
+	if c.txMode == ModeUser {
+		return c.out.w.ReadFrom(r)
 	}
 	if n, handled, err := c.sendFile(r); handled {
 		return n, err
