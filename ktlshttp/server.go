@@ -256,7 +256,10 @@ func (s *Server) withCert(certFile, keyFile string) (*ktls.Config, error) {
 	cfg := cloneConfig(s.Config)
 	t := cfg.TLS
 	hasCert := len(t.Certificates) > 0 || t.GetCertificate != nil || t.GetConfigForClient != nil
-	if !hasCert || certFile != "" || keyFile != "" {
+	if !hasCert && certFile == "" && keyFile == "" {
+		return nil, errors.New("ktlshttp: no certificate: Config.TLS has none and no certificate files were given")
+	}
+	if certFile != "" || keyFile != "" {
 		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 		if err != nil {
 			return nil, err

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -69,7 +70,7 @@ type testServer struct {
 
 // startServer serves h on a loopback port over ktls with the user-space
 // engine's default policy. wrap, if not nil, wraps the listener.
-func startServer(t *testing.T, h http.Handler, wrap func(net.Listener, *ktls.Config) net.Listener, opts ...func(*Server)) *testServer {
+func startServer(t testing.TB, h http.Handler, wrap func(net.Listener, *ktls.Config) net.Listener, opts ...func(*Server)) *testServer {
 	t.Helper()
 	cert, pool := testCert(t)
 	cfg := &ktls.Config{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}}
@@ -131,14 +132,14 @@ func get(t *testing.T, c *http.Client, url string, hdr ...string) (*http.Respons
 	return resp, string(b)
 }
 
-type logWriter struct{ t *testing.T }
+type logWriter struct{ t testing.TB }
 
 func (w logWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSuffix(string(p), "\n"))
 	return len(p), nil
 }
 
-func testLogger(t *testing.T) *log.Logger { return log.New(logWriter{t}, "server: ", 0) }
+func testLogger(t testing.TB) *log.Logger { return log.New(logWriter{t}, "server: ", 0) }
 
 func TestProtocolsAndRequestTLS(t *testing.T) {
 	ts := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -491,5 +492,44 @@ func TestHooks(t *testing.T) {
 	}
 	if len(states) != 2 {
 		t.Errorf("ConnState saw %d connections, want 2", len(states))
+	}
+}
+
+func TestServeTLSCertFiles(t *testing.T) {
+	cert, pool := testCert(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o644)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}), 0o600)
+
+	srv := &Server{Server: http.Server{Handler: http.NotFoundHandler()}}
+	if err := srv.ListenAndServe(); err == nil || !strings.Contains(err.Error(), "no certificate") {
+		t.Errorf("ListenAndServe without a certificate: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.ServeTLS(ln, certFile, keyFile) }()
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+	resp, err := c.Get("https://" + ln.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 || resp.ProtoMajor != 2 {
+		t.Errorf("%s %s", resp.Proto, resp.Status)
+	}
+	c.CloseIdleConnections()
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Error(err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Errorf("ServeTLS: %v", err)
 	}
 }
