@@ -1,20 +1,21 @@
 // Package ktlshttp serves net/http handlers over kernel TLS: HTTP/1.1 and
 // HTTP/2 on *ktls.Conn connections.
 //
-// net/http starts HTTP/2 only on a *tls.Conn and never sees a ktls.Conn as
-// TLS, so this package does what http.Server.ServeTLS does for crypto/tls: it
+// net/http starts HTTP/2 only on a *tls.Conn, so this package does what
+// http.Server.ServeTLS does for crypto/tls: it
 // runs the TLS handshake of every accepted connection (offering the ALPN
 // protocols "h2" and "http/1.1"), hands connections that negotiated "h2" to
 // golang.org/x/net/http2, and gives the others to http.Server for HTTP/1.x.
 // Request.TLS is set in both cases, from the connection's ConnectionState.
 //
-// On HTTP/1.1, net/http copies a response body that is a file (http.FileServer,
-// http.ServeContent, io.Copy from an *os.File) through the connection's
+// On HTTP/1.1, net/http copies a response body (http.FileServer,
+// http.ServeContent, io.Copy to the ResponseWriter) through the connection's
 // ReadFrom, which a ktls.Conn turns into sendfile(2) when its transmit
-// direction is in the kernel. Handlers that wrap the http.ResponseWriter keep
-// that path only if the wrapper has a ReadFrom method passing through to the
-// wrapped writer. HTTP/2 frames every DATA frame in user space and never
-// uses sendfile.
+// direction is in the kernel and the source is an *os.File. http.Dir and
+// RootFS open *os.File values; http.FS wraps them and loses sendfile.
+// Handlers that wrap the http.ResponseWriter keep that path only if the
+// wrapper has a ReadFrom method passing through to the wrapped writer.
+// HTTP/2 frames every DATA frame in user space and never uses sendfile.
 //
 // The smallest server:
 //
