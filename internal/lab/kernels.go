@@ -217,14 +217,13 @@ func readManifest(dir string) ([]Kernel, error) {
 	if len(ks) != len(Families) {
 		return nil, errors.New("manifest does not match the kernel series")
 	}
-	for i, k := range ks {
-		if k.Family != Families[i] {
+	for i := range ks {
+		if ks[i].Family != Families[i] {
 			return nil, errors.New("manifest does not match the kernel series")
 		}
-		for _, p := range []string{k.Vmlinuz, filepath.Join(k.ModDir, "modules.dep")} {
-			if _, err := os.Stat(p); err != nil {
-				return nil, err
-			}
+		// Paths are found again: the cache directory may have moved.
+		if err := locate(&ks[i], filepath.Join(dir, "kernels", ks[i].Release)); err != nil {
+			return nil, err
 		}
 	}
 	return ks, nil
