@@ -71,10 +71,14 @@ type Conn struct {
 	mode     atomic.Int32
 
 	// Read side; crypto/tls reads from one goroutine at a time.
-	rbuf  []byte // the current record, complete when ready
-	roff  int    // bytes of rbuf already returned
-	ready bool
-	in    direction
+	rbuf     []byte // the current records, complete when ready
+	roff     int    // bytes of rbuf already returned
+	ready    bool
+	single   bool // read one record at a time (ReadTickets)
+	in       direction
+	suite    uint16         // from the ServerHello
+	hsOpener *record.Opener // TLS 1.3: the peer's handshake traffic key
+	scratch  []byte
 
 	// Write side.
 	wmu      sync.Mutex
@@ -117,17 +121,146 @@ func (c *Conn) Read(p []byte) (int, error) {
 			return c.Conn.Read(p)
 		case modeOne:
 			c.mode.Store(modeDetached)
+			c.single = true
 		}
 		if c.ready {
 			c.rbuf, c.ready = c.rbuf[:0], false
 		}
-		if err := c.readRecord(); err != nil {
+		if err := c.readRecords(); err != nil {
 			return 0, err
 		}
 	}
 	n := copy(p, c.rbuf[c.roff:])
 	c.roff += n
 	return n, nil
+}
+
+// batchBuffer is the room readRecords peeks into.
+const batchBuffer = 4096
+
+// batchPool holds read buffers of batchBuffer bytes between handshakes.
+var batchPool = sync.Pool{New: func() any { b := make([]byte, batchBuffer); return &b }}
+
+// release returns the read buffer to batchPool once the handshake has
+// consumed all of it.
+func (c *Conn) release() {
+	if c.roff == len(c.rbuf) && cap(c.rbuf) == batchBuffer {
+		b := c.rbuf[:batchBuffer]
+		batchPool.Put(&b)
+		c.rbuf, c.roff, c.ready = nil, 0, false
+	}
+}
+
+// readRecords reads the next whole record into rbuf, together with the
+// complete records queued behind it that crypto/tls is sure to consume
+// before its handshake ends (see handshakeRecord). It waits until the
+// socket is readable, looks at what is queued (MSG_PEEK) and reads exactly
+// those records: two system calls for a whole flight rather than two per
+// record. Where that is not possible (no socket, first record not queued
+// whole or larger than the buffer) it reads one record.
+func (c *Conn) readRecords() error {
+	if len(c.rbuf) == 0 && !c.single {
+		if cap(c.rbuf) < batchBuffer {
+			c.rbuf = (*batchPool.Get().(*[]byte))[:0]
+		}
+		queued, err := peekWait(c.Conn, c.rbuf[:cap(c.rbuf)])
+		if err != nil {
+			return err
+		}
+		n, end, afterCCS := 0, 0, c.in.afterCCS
+		if !c.in.ccs {
+			afterCCS = noCCS
+		}
+		for buf := c.rbuf[:queued]; len(buf)-end >= record.HeaderLen; {
+			rec := buf[end:]
+			recEnd := record.HeaderLen + int(binary.BigEndian.Uint16(rec[3:5]))
+			if len(rec) < recEnd || n > 0 && !c.handshakeRecord(rec[:recEnd], afterCCS) {
+				break
+			}
+			if n == 0 {
+				c.handshakeRecord(rec[:recEnd], afterCCS) // keep the handshake key's sequence
+			}
+			if record.ContentType(rec[0]) == record.TypeChangeCipherSpec {
+				afterCCS = 0
+			} else if afterCCS != noCCS {
+				afterCCS++
+			}
+			end += recEnd
+			n++
+		}
+		if n > 0 {
+			if _, err := io.ReadFull(c.Conn, c.rbuf[:end]); err != nil {
+				return err // cannot happen: the bytes are queued
+			}
+			c.rbuf = c.rbuf[:end]
+			for rest := c.rbuf; len(rest) > 0; {
+				recEnd := record.HeaderLen + int(binary.BigEndian.Uint16(rest[3:5]))
+				c.observe(&c.in, rest[:recEnd])
+				rest = rest[recEnd:]
+			}
+			c.roff, c.ready = 0, true
+			return nil
+		}
+	}
+	return c.readRecord()
+}
+
+// noCCS is the afterCCS of a direction without a ChangeCipherSpec yet.
+const noCCS = ^uint64(0)
+
+// handshakeRecord reports whether rec, a complete record queued after the
+// one crypto/tls asked for, is one it will consume before its handshake
+// ends, so that reading it now buffers nothing past the handshake: a
+// ChangeCipherSpec, a handshake record before the peer's ChangeCipherSpec
+// or right after it (the TLS 1.2 Finished; a TLS 1.3 second ClientHello),
+// or (TLS 1.3) a record that authenticates under the peer's handshake
+// traffic key. afterCCS counts the records since the last ChangeCipherSpec
+// (noCCS: none yet). A record under the application key or an alert is
+// not.
+func (c *Conn) handshakeRecord(rec []byte, afterCCS uint64) bool {
+	switch record.ContentType(rec[0]) {
+	case record.TypeChangeCipherSpec:
+		return true
+	case record.TypeHandshake:
+		return afterCCS == noCCS || afterCCS == 0
+	case record.TypeApplicationData:
+		o := c.handshakeOpener()
+		if o == nil {
+			return false
+		}
+		c.scratch = append(c.scratch[:0], rec...)
+		_, _, err := o.Open(c.scratch)
+		return err == nil
+	}
+	return false
+}
+
+// handshakeOpener returns an Opener for the peer's TLS 1.3 handshake
+// traffic key, at the sequence number of the next record, once the key log
+// and the ServerHello have given the secret and the suite; else nil.
+func (c *Conn) handshakeOpener() *record.Opener {
+	if c.hsOpener != nil || c.suite == 0 {
+		return c.hsOpener
+	}
+	c.log.mu.Lock()
+	secret := c.log.serverHandshake
+	if !c.isClient {
+		secret = c.log.clientHandshake
+	}
+	s, err := record.TLS13Session(c.suite, secret)
+	c.log.mu.Unlock()
+	if err != nil {
+		return nil
+	}
+	defer s.Wipe()
+	if c.hsOpener, err = record.NewOpener(s); err != nil {
+		return nil
+	}
+	for _, rec := range c.in.sealed { // records read before the secret was known
+		c.scratch = append(c.scratch[:0], rec...)
+		c.hsOpener.Open(c.scratch)
+	}
+	return c.hsOpener
 }
 
 // readRecord reads one whole record into rbuf: the header, then exactly the
@@ -140,6 +273,9 @@ func (c *Conn) readRecord() error {
 				want += n
 			}
 			if len(c.rbuf) == want {
+				if !c.single && record.ContentType(c.rbuf[0]) == record.TypeApplicationData {
+					c.handshakeRecord(c.rbuf, 0) // keep the handshake key's sequence
+				}
 				c.observe(&c.in, c.rbuf)
 				c.roff, c.ready = 0, true
 				return nil
@@ -198,6 +334,12 @@ func (c *Conn) observe(d *direction, rec []byte) {
 		if !d.ccs && d.random == nil && len(rec) >= helloRandomEnd &&
 			(rec[record.HeaderLen] == typeClientHello || rec[record.HeaderLen] == typeServerHello) {
 			d.random = bytes.Clone(rec[helloRandomEnd-32 : helloRandomEnd])
+			if rec[record.HeaderLen] == typeServerHello && len(rec) > helloRandomEnd {
+				// legacy_session_id, then cipher_suite.
+				if at := helloRandomEnd + 1 + int(rec[helloRandomEnd]); len(rec) >= at+2 {
+					c.suite = binary.BigEndian.Uint16(rec[at:])
+				}
+			}
 		}
 	case record.TypeApplicationData:
 		d.sealed = append(d.sealed, bytes.Clone(rec))
@@ -214,6 +356,7 @@ func (c *Conn) Detach() {
 	c.wmu.Lock()
 	c.mode.Store(modeDetached)
 	c.wmu.Unlock()
+	c.release()
 }
 
 // Passthrough keeps the whole connection on crypto/tls: Read and Write go
@@ -222,6 +365,7 @@ func (c *Conn) Passthrough() {
 	c.wmu.Lock()
 	c.mode.Store(modePassthrough)
 	c.wmu.Unlock()
+	c.release()
 	c.forget()
 }
 

@@ -10,9 +10,11 @@ import (
 // Key log labels (NSS key log format) that crypto/tls writes to
 // tls.Config.KeyLogWriter and that the hand-off needs.
 const (
-	labelTLS12              = "CLIENT_RANDOM"            // TLS 1.2 master secret
-	labelClientTrafficTLS13 = "CLIENT_TRAFFIC_SECRET_0"  // TLS 1.3 client application traffic secret
-	labelServerTrafficTLS13 = "SERVER_TRAFFIC_SECRET_0"  // TLS 1.3 server application traffic secret
+	labelTLS12              = "CLIENT_RANDOM"           // TLS 1.2 master secret
+	labelClientTrafficTLS13 = "CLIENT_TRAFFIC_SECRET_0" // TLS 1.3 client application traffic secret
+	labelServerTrafficTLS13 = "SERVER_TRAFFIC_SECRET_0" // TLS 1.3 server application traffic secret
+	labelClientHandshake    = "CLIENT_HANDSHAKE_TRAFFIC_SECRET"
+	labelServerHandshake    = "SERVER_HANDSHAKE_TRAFFIC_SECRET"
 	maxKeyLogLine           = 16 + 1 + 64 + 1 + 2*64 + 1 // label, random, secret (SHA-384 at most), newline
 )
 
@@ -28,6 +30,9 @@ type keyLog struct {
 	clientTraffic []byte // TLS 1.3 client_application_traffic_secret_0
 	serverTraffic []byte // TLS 1.3 server_application_traffic_secret_0
 	resumed       []byte // TLS 1.2 master secret of a resumed session (see Conn.SetResumedSession)
+	// TLS 1.3 handshake traffic secrets, which tell the records of the
+	// handshake from what follows it (see Conn.readRecords).
+	clientHandshake, serverHandshake []byte
 }
 
 // Write parses key log lines. crypto/tls writes one line per call; partial
@@ -78,6 +83,10 @@ func (k *keyLog) parseLine(line []byte) {
 		dst = &k.clientTraffic
 	case labelServerTrafficTLS13:
 		dst = &k.serverTraffic
+	case labelClientHandshake:
+		dst = &k.clientHandshake
+	case labelServerHandshake:
+		dst = &k.serverHandshake
 	default:
 		return
 	}
@@ -99,7 +108,7 @@ func (k *keyLog) parseLine(line []byte) {
 func (k *keyLog) wipe() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	for _, b := range []*[]byte{&k.partial, &k.master, &k.clientTraffic, &k.serverTraffic, &k.resumed} {
+	for _, b := range []*[]byte{&k.partial, &k.master, &k.clientTraffic, &k.serverTraffic, &k.resumed, &k.clientHandshake, &k.serverHandshake} {
 		clear(*b)
 		*b = nil
 	}
