@@ -210,17 +210,17 @@ const noCCS = ^uint64(0)
 
 // handshakeRecord reports whether rec, a complete record queued after the
 // one crypto/tls asked for, is one it will consume before its handshake
-// ends, so that reading it now buffers nothing past the handshake: a
-// ChangeCipherSpec, a handshake record before the peer's ChangeCipherSpec
-// or right after it (the TLS 1.2 Finished; a TLS 1.3 second ClientHello),
-// or (TLS 1.3) a record that authenticates under the peer's handshake
-// traffic key. afterCCS counts the records since the last ChangeCipherSpec
-// (noCCS: none yet). A record under the application key or an alert is
-// not.
+// ends, so that reading it now buffers nothing past the handshake: the
+// first ChangeCipherSpec, a handshake record before it or right after it
+// (the TLS 1.2 Finished; a TLS 1.3 second ClientHello), or (TLS 1.3) a
+// record that authenticates under the peer's handshake traffic key.
+// afterCCS counts the records since the ChangeCipherSpec (noCCS: none yet).
+// A record under the application key, an alert, or a second
+// ChangeCipherSpec is not.
 func (c *Conn) handshakeRecord(rec []byte, afterCCS uint64) bool {
 	switch record.ContentType(rec[0]) {
 	case record.TypeChangeCipherSpec:
-		return true
+		return afterCCS == noCCS
 	case record.TypeHandshake:
 		return afterCCS == noCCS || afterCCS == 0
 	case record.TypeApplicationData:

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/ktls-go/ktls/record"
 )
@@ -180,4 +182,85 @@ func TestOnlyTickets(t *testing.T) {
 			t.Errorf("OnlyTickets(%x) = %v", tc.b, got)
 		}
 	}
+}
+
+// tcpPair returns the two ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (a, b net.Conn) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	a, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err = ln.Accept(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+// readFlight reads what one Read returns and checks it is exactly want,
+// then checks that rest is still queued on the socket after Detach.
+func readFlight(t *testing.T, c *Conn, raw net.Conn, want [][]byte, rest []byte) {
+	t.Helper()
+	buf := make([]byte, 1<<16)
+	for i, w := range want {
+		n, err := c.Read(buf)
+		if err != nil || !bytes.Equal(buf[:n], w) {
+			t.Fatalf("Read %d = %d bytes, %v; want %d bytes", i, n, err, len(w))
+		}
+	}
+	c.Detach()
+	got := make([]byte, len(rest))
+	if _, err := io.ReadFull(raw, got); err != nil || !bytes.Equal(got, rest) {
+		t.Fatalf("left on the socket: %v; want the records after the handshake intact", err)
+	}
+}
+
+// TestBatchTLS12 checks that a queued TLS 1.2 flight is read at once up to
+// and including the Finished after the ChangeCipherSpec, and no further.
+func TestBatchTLS12(t *testing.T) {
+	a, b := tcpPair(t)
+	hello := rec(record.TypeHandshake, append([]byte{typeServerHello, 0, 0, 38, 3, 3}, make([]byte, 32)...))
+	nst := rec(record.TypeHandshake, []byte{typeNewSessionTicket, 0, 0, 0})
+	ccs := rec(record.TypeChangeCipherSpec, []byte{1})
+	fin := rec(record.TypeHandshake, make([]byte, 40))
+	data, alert := rec(record.TypeApplicationData, make([]byte, 30)), rec(record.TypeAlert, []byte{1, 0})
+	flight := slices.Concat(hello, nst, ccs, fin)
+	b.Write(slices.Concat(flight, data, alert))
+	time.Sleep(50 * time.Millisecond) // let it all arrive
+	c := NewConn(a, true)
+	readFlight(t, c, a, [][]byte{flight}, slices.Concat(data, alert))
+}
+
+// TestBatchTLS13 checks that the records under the peer's handshake key are
+// read at once, and the one under another key (the application key) is
+// left on the socket.
+func TestBatchTLS13(t *testing.T) {
+	const suite = tls.TLS_AES_128_GCM_SHA256
+	a, b := tcpPair(t)
+	hsSecret := randomBytes(32)
+	seal := func(secret []byte, n int) []byte {
+		s, _ := record.TLS13Session(suite, secret)
+		sealer, _ := record.NewSealer(s)
+		var out []byte
+		for range n {
+			out, _ = sealer.Seal(out, record.TypeHandshake, []byte("encrypted handshake message"))
+		}
+		return out
+	}
+	// ServerHello: version, random, empty session id, suite.
+	hello := rec(record.TypeHandshake, append(append([]byte{typeServerHello, 0, 0, 38, 3, 3}, make([]byte, 32)...), 0, byte(suite>>8), byte(suite&0xff)))
+	ccs := rec(record.TypeChangeCipherSpec, []byte{1})
+	handshake, app := seal(hsSecret, 4), seal(randomBytes(32), 1)
+	b.Write(slices.Concat(hello, ccs, handshake, app))
+	time.Sleep(50 * time.Millisecond)
+	c := NewConn(a, true)
+	c.KeyLogWriter(nil).Write(keyLogLine("SERVER_HANDSHAKE_TRAFFIC_SECRET", randomBytes(32), hsSecret))
+	// The first Read knows no suite yet: ServerHello and ChangeCipherSpec.
+	// The second reads the four records under the handshake key.
+	readFlight(t, c, a, [][]byte{slices.Concat(hello, ccs), handshake}, app)
 }
