@@ -8,8 +8,8 @@
 // crypto/tls is used untouched: the keys come from a per-connection key log,
 // and what the handshake sent and received (randoms, record counts) is
 // learned from the bytes on the wire. During the handshake crypto/tls reads
-// exactly one record at a time, so that everything after it is still queued
-// on the socket when the new owner takes over.
+// whole records, and only records of the handshake, so that everything after
+// it is still queued on the socket when the new owner takes over.
 package ktls
 
 import (

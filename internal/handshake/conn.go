@@ -1,7 +1,8 @@
 // Package handshake provides the net.Conn that crypto/tls talks through
-// while it runs the handshake for ktls: it reads exactly one record at a time
-// from the socket (so that nothing after the handshake is ever buffered in
-// user space), captures the secrets through a per-connection key log, learns
+// while it runs the handshake for ktls: it reads whole records from the
+// socket, one at a time or a queued flight of records that belong to the
+// handshake, so that nothing after the handshake is ever buffered in user
+// space; it captures the secrets through a per-connection key log, learns
 // the TLS 1.2 randoms from the wire, and counts the records each direction
 // carried under the application traffic keys. From that it derives the two
 // record.Sessions the connection continues with, in the kernel (Linux TLS
@@ -42,7 +43,7 @@ const (
 
 // Read modes of a Conn.
 const (
-	modeHandshake   = iota // read one record at a time, observing it
+	modeHandshake   = iota // read the handshake's records, observing them
 	modeOne                // read one more record, then detach
 	modeDetached           // crypto/tls may no longer read or write
 	modePassthrough        // the whole connection stays on crypto/tls
@@ -61,9 +62,10 @@ func (detachedError) Timeout() bool   { return true }
 func (detachedError) Temporary() bool { return true }
 
 // Conn is the net.Conn crypto/tls uses during the handshake. It wraps the
-// connected socket. Its Read returns at most the rest of the current record,
-// so crypto/tls (which reads with bytes.Buffer.ReadFrom) never takes more
-// from the socket than the records it processes.
+// connected socket. Its Read returns at most the rest of the records it has
+// read, which are whole records crypto/tls will process before its
+// handshake ends, so crypto/tls (which reads with bytes.Buffer.ReadFrom)
+// never takes more from the socket than the handshake's records.
 type Conn struct {
 	net.Conn
 	isClient bool
