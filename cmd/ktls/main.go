@@ -47,9 +47,6 @@ Planned: proxy, stat, get, bench.
 Run 'ktls help COMMAND' for the flags of a command.
 `
 
-// planned lists the commands that are designed but not written yet.
-var planned = []string{"proxy", "stat", "get", "bench"}
-
 // run runs the command line args and returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -61,6 +58,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runServe(ctx, args[1:], stdout, stderr)
 	case "check":
 		return runCheck(ctx, args[1:], stdout, stderr)
+	case "proxy":
+		return runProxy(ctx, args[1:], stdout, stderr)
+	case "stat":
+		return runStat(ctx, args[1:], stdout, stderr)
+	case "get":
+		return runGet(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 {
 			return help(args[1], stdout, stderr)
@@ -71,12 +76,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, version())
 		return 0
 	default:
-		for _, p := range planned {
-			if cmd == p {
-				fmt.Fprintf(stderr, "ktls %s: not implemented yet\n", cmd)
-				return exitUsage
-			}
-		}
 		fmt.Fprintf(stderr, "ktls: unknown command %q\nRun 'ktls help' for usage.\n", cmd)
 		return exitUsage
 	}
