@@ -11,8 +11,10 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -95,4 +97,50 @@ func certNames(c *x509.Certificate) string {
 		return fmt.Sprintf("CN=%s", c.Subject.CommonName)
 	}
 	return strings.Join(names, ",")
+}
+
+// loadCertificate loads certFile and keyFile, or, when they are empty,
+// makes a self-signed certificate that also names the host of addr (the
+// value of the flag named flagName). Either way it logs what it uses.
+func loadCertificate(certFile, keyFile, addr, flagName string, logger *slog.Logger) (tls.Certificate, error) {
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return cert, err
+		}
+		logger.Info("certificate", "file", certFile, "names", certNames(cert.Leaf),
+			"not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339), "sha256", fingerprint(cert.Leaf))
+		return cert, nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("%s: %w", flagName, err)
+	}
+	cert, err := selfSigned([]string{host}, time.Now())
+	if err != nil {
+		return cert, err
+	}
+	logger.Info("self-signed certificate", "names", certNames(cert.Leaf),
+		"not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339),
+		"sha256", fingerprint(cert.Leaf), "pin", "sha256//"+pin(cert.Leaf))
+	return cert, nil
+}
+
+// clientTLS returns the crypto/tls configuration of a client connection:
+// it verifies the server's certificate for serverName against caFile (PEM)
+// or the system roots, or not at all when insecure.
+func clientTLS(serverName string, insecure bool, caFile string) (*tls.Config, error) {
+	cfg := &tls.Config{ServerName: serverName, InsecureSkipVerify: insecure, MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		b, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("%s: no PEM certificates", caFile)
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
 }

@@ -90,6 +90,14 @@ func help(cmd string, stdout, stderr io.Writer) int {
 		return 0
 	case "check":
 		return runCheck(context.Background(), []string{"-h"}, stdout, stderr)
+	case "proxy":
+		fs, _ := proxyFlags(stdout)
+		fs.Usage()
+		return 0
+	case "stat":
+		return runStat(context.Background(), []string{"-h"}, stdout, stderr)
+	case "get":
+		return runGet(context.Background(), []string{"-h"}, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "ktls help: unknown command %q\nRun 'ktls help' for usage.\n", cmd)
 	return exitUsage

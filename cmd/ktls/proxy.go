@@ -2,12 +2,423 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/ktls-go/ktls"
+	"github.com/ktls-go/ktls/internal/kernel"
 )
 
-// runProxy runs "ktls proxy".
+const proxyUsage = `Usage: ktls proxy --listen ADDR --to ADDR [flags]
+
+Relay TCP connections between a TLS side and a plain side. By default the
+proxy terminates TLS: it accepts TLS connections on --listen and connects
+to the plain TCP backend --to. With --upstream-tls it works the other way:
+it accepts plain TCP on --listen and connects to --to as a TLS client.
+
+After each handshake the TLS side's directions go to the kernel when it has
+kernel TLS (else to ktls's user-space record layer), and the bytes are
+copied with splice(2) in each direction the kernel holds: they never enter
+user space. A half-close is passed on: when one side ends its stream
+(close_notify on the TLS side, FIN on the plain side) the other side's
+sending direction is ended the same way, and the other direction goes on.
+
+Without --cert and --key, a self-signed ECDSA P-256 certificate is made at
+start. SIGINT or SIGTERM stops accepting and waits --shutdown-timeout for
+the connections open; a second signal stops at once.
+
+Flags:
+`
+
+// proxyOptions are the settings of ktls proxy.
+type proxyOptions struct {
+	listen, to       string
+	upstreamTLS      bool
+	certFile         string
+	keyFile          string
+	serverName       string
+	insecure         bool
+	caFile           string
+	tx, rx           ktls.Offload
+	maxConns         int
+	idle             time.Duration
+	handshakeTimeout time.Duration
+	dialTimeout      time.Duration
+	grace            time.Duration
+	level            slog.Level
+}
+
+// proxyFlags returns the flag set of ktls proxy; its Usage prints to w.
+func proxyFlags(w io.Writer) (*flag.FlagSet, *proxyOptions) {
+	o := &proxyOptions{}
+	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&o.listen, "listen", "", "accept connections on `HOST:PORT` (required)")
+	fs.StringVar(&o.to, "to", "", "connect each one to `HOST:PORT` (required)")
+	fs.BoolVar(&o.upstreamTLS, "upstream-tls", false, "accept plain TCP and connect to --to with TLS, instead of the reverse")
+	fs.StringVar(&o.certFile, "cert", "", "certificate chain `FILE` (PEM) of the TLS listener; needs --key")
+	fs.StringVar(&o.keyFile, "key", "", "private key `FILE` (PEM); needs --cert")
+	fs.StringVar(&o.serverName, "server-name", "", "with --upstream-tls: the `NAME` to send (SNI) and verify (default: the host of --to)")
+	fs.BoolVar(&o.insecure, "insecure", false, "with --upstream-tls: do not verify the server's certificate")
+	fs.StringVar(&o.caFile, "ca", "", "with --upstream-tls: verify the server against the certificates in `FILE` (PEM) instead of the system's")
+	fs.Func("tx", "where the TLS side's sending direction goes, `MODE` auto, kernel, user or off, as for serve (default auto)", offloadFlag(&o.tx))
+	fs.Func("rx", "where the TLS side's receiving direction goes, `MODE` as for --tx (default auto)", offloadFlag(&o.rx))
+	fs.IntVar(&o.maxConns, "max-conns", 1024, "at most `N` connections at once; more are closed at once")
+	fs.DurationVar(&o.idle, "idle-timeout", 5*time.Minute, "close a connection when no data moved either way for `DURATION` (0: never)")
+	fs.DurationVar(&o.handshakeTimeout, "handshake-timeout", 10*time.Second, "limit each TLS handshake to `DURATION`")
+	fs.DurationVar(&o.dialTimeout, "dial-timeout", 10*time.Second, "limit each connection to --to to `DURATION`")
+	fs.DurationVar(&o.grace, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, wait this `DURATION` for open connections")
+	fs.TextVar(&o.level, "log-level", slog.LevelInfo, "log `LEVEL`: debug, info, warn or error; debug logs every connection (tx=MODE rx=MODE, bytes)")
+	fs.Usage = func() {
+		fmt.Fprint(w, proxyUsage)
+		printFlags(w, fs)
+	}
+	return fs, o
+}
+
+// runProxy runs "ktls proxy args" until ctx ends or SIGINT/SIGTERM.
 func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintf(stderr, "ktls proxy: not implemented yet\n")
-	return exitUsage
+	fs, o := proxyFlags(stdout)
+	usage := fs.Usage
+	fs.Usage = func() {}
+	pos, err := parseInterleaved(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		usage()
+		return 0
+	}
+	if err == nil {
+		err = o.check(pos)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ktls proxy: %v\nRun 'ktls help proxy' for usage.\n", err)
+		return exitUsage
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.level}))
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := o.run(ctx, stop, logger, nil); err != nil {
+		logger.Error("ktls proxy failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// check validates the options.
+func (o *proxyOptions) check(pos []string) error {
+	switch {
+	case len(pos) > 0:
+		return fmt.Errorf("unexpected argument %q", pos[0])
+	case o.listen == "" || o.to == "":
+		return errors.New("--listen and --to are required")
+	case (o.certFile == "") != (o.keyFile == ""):
+		return errors.New("--cert and --key go together")
+	case o.upstreamTLS && o.certFile != "":
+		return errors.New("--cert and --key are for the TLS listener, not with --upstream-tls")
+	case !o.upstreamTLS && (o.serverName != "" || o.insecure || o.caFile != ""):
+		return errors.New("--server-name, --insecure and --ca go with --upstream-tls")
+	case o.insecure && o.caFile != "":
+		return errors.New("--insecure and --ca exclude each other")
+	case o.maxConns < 1:
+		return errors.New("--max-conns must be at least 1")
+	case o.idle < 0 || o.handshakeTimeout <= 0 || o.dialTimeout <= 0:
+		return errors.New("timeouts must be positive (--idle-timeout may be 0)")
+	}
+	if _, _, err := net.SplitHostPort(o.to); err != nil {
+		return fmt.Errorf("--to: %w", err)
+	}
+	return nil
+}
+
+// proxy is a running ktls proxy.
+type proxy struct {
+	o      *proxyOptions
+	config *ktls.Config
+	logger *slog.Logger
+	slots  chan struct{}
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+// run accepts connections until ctx ends, then waits for the open ones (up
+// to o.grace) and closes what is left. onStop is called when shutdown
+// starts; ready, if not nil, gets the listening address.
+func (o *proxyOptions) run(ctx context.Context, onStop func(), logger *slog.Logger, ready func(net.Addr)) error {
+	p := &proxy{o: o, logger: logger, slots: make(chan struct{}, o.maxConns), conns: make(map[net.Conn]struct{})}
+	p.config = &ktls.Config{TX: o.tx, RX: o.rx}
+	if o.upstreamTLS {
+		name := o.serverName
+		if name == "" {
+			name, _, _ = net.SplitHostPort(o.to)
+		}
+		cfg, err := clientTLS(name, o.insecure, o.caFile)
+		if err != nil {
+			return err
+		}
+		p.config.TLS = cfg
+	} else {
+		cert, err := loadCertificate(o.certFile, o.keyFile, o.listen, "--listen", logger)
+		if err != nil {
+			return err
+		}
+		p.config.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	kernelErr := kernel.Supported()
+	if kernelErr != nil && (o.tx == ktls.OffloadKernel || o.rx == ktls.OffloadKernel) {
+		return fmt.Errorf("--tx/--rx kernel: kernel TLS is unavailable: %w", kernelErr)
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	side := "listen"
+	if o.upstreamTLS {
+		side = "upstream"
+	}
+	attrs := []any{"listen", ln.Addr().String(), "to", o.to, "tls", side, "tx", o.tx.String(), "rx", o.rx.String(),
+		"max_conns", o.maxConns, "idle_timeout", o.idle}
+	if kernelErr == nil {
+		attrs = append(attrs, "kernel_tls", "available")
+	} else {
+		attrs = append(attrs, "kernel_tls", "unavailable", "reason", kernelErr.Error())
+	}
+	logger.Info("proxying", append(attrs, "version", version())...)
+	if ready != nil {
+		ready(ln.Addr())
+	}
+
+	accepted := make(chan error, 1)
+	go func() { accepted <- p.accept(ctx, ln) }()
+	select {
+	case err := <-accepted:
+		return err
+	case <-ctx.Done():
+	}
+	onStop()
+	ln.Close()
+	<-accepted
+	logger.Info("shutting down", "timeout", o.grace, "open", p.open())
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(o.grace):
+		logger.Warn("closing the connections still open", "open", p.open())
+		p.closeAll()
+		<-done
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// accept accepts connections until ln is closed.
+func (p *proxy) accept(ctx context.Context, ln net.Listener) error {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		select {
+		case p.slots <- struct{}{}:
+		default:
+			p.logger.Warn("connection limit reached, closing", "remote", c.RemoteAddr().String(), "max_conns", p.o.maxConns)
+			c.Close()
+			continue
+		}
+		p.track(c, true)
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			defer func() { <-p.slots }()
+			defer p.track(c, false)
+			p.handle(ctx, c)
+		}()
+	}
+}
+
+func (p *proxy) track(c net.Conn, add bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if add {
+		p.conns[c] = struct{}{}
+	} else {
+		delete(p.conns, c)
+	}
+}
+
+func (p *proxy) open() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns)
+}
+
+// closeAll closes the accepted connections, which ends their relays.
+func (p *proxy) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
+// handle sets up both sides of one accepted connection and relays.
+func (p *proxy) handle(ctx context.Context, c net.Conn) {
+	start := time.Now()
+	remote := c.RemoteAddr().String()
+	kc, plain, err := p.connect(ctx, c)
+	if err != nil {
+		c.Close()
+		p.logger.Info("connection failed", "remote", remote, "err", err)
+		return
+	}
+	defer kc.Close()
+	defer plain.Close()
+	tx, rx := kc.Mode()
+	if p.logger.Enabled(ctx, slog.LevelDebug) {
+		st := kc.ConnectionState()
+		p.logger.Debug("connection", "remote", remote, "tls", tls.VersionName(st.Version),
+			"suite", tls.CipherSuiteName(st.CipherSuite), "tx", tx.String(), "rx", rx.String())
+	}
+	r := relay(kc, plain, p.o.idle)
+	p.logger.Debug("closed", "remote", remote, "tls_in", r.in, "tls_out", r.out,
+		"splice_in", rx.IsKernel(), "splice_out", tx.IsKernel(), "duration", time.Since(start), "err", r.err)
+}
+
+// connect makes the TLS side and the plain side of the accepted conn c.
+func (p *proxy) connect(ctx context.Context, c net.Conn) (*ktls.Conn, net.Conn, error) {
+	if p.o.upstreamTLS {
+		dctx, cancel := context.WithTimeout(ctx, p.o.dialTimeout+p.o.handshakeTimeout)
+		defer cancel()
+		kc, err := ktls.DialContext(dctx, "tcp", p.o.to, p.config)
+		if err != nil {
+			return nil, nil, fmt.Errorf("connecting to %s: %w", p.o.to, err)
+		}
+		return kc, c, nil
+	}
+	kc := ktls.Server(c, p.config)
+	hctx, cancel := context.WithTimeout(ctx, p.o.handshakeTimeout)
+	defer cancel()
+	if err := kc.HandshakeContext(hctx); err != nil {
+		return nil, nil, fmt.Errorf("handshake: %w", err)
+	}
+	d := net.Dialer{Timeout: p.o.dialTimeout}
+	plain, err := d.DialContext(ctx, "tcp", p.o.to)
+	if err != nil {
+		kc.Close()
+		return nil, nil, err
+	}
+	return kc, plain, nil
+}
+
+// relayResult is what relay moved: in is the TLS side's incoming
+// plaintext (copied to the plain side), out the plain side's bytes
+// (sent on the TLS side).
+type relayResult struct {
+	in, out int64
+	err     error
+}
+
+// errIdle ends a relay that saw no data for the idle timeout.
+var errIdle = errors.New("idle timeout")
+
+// relay copies between kc and plain in both directions until both have
+// ended, passing a half-close on: the end of kc's stream becomes a
+// CloseWrite of plain and the other way round. An error in either direction
+// ends both. kc.WriteTo and kc.ReadFrom splice each direction the kernel
+// holds when plain is a TCP connection.
+func relay(kc *ktls.Conn, plain net.Conn, idle time.Duration) relayResult {
+	var (
+		last atomic.Int64 // time of the last data moved, in Unix nanoseconds
+		r    relayResult
+		wg   sync.WaitGroup
+		once sync.Once
+	)
+	last.Store(time.Now().UnixNano())
+	fail := func(err error) {
+		once.Do(func() {
+			r.err = err
+			kc.Close()
+			plain.Close()
+		})
+	}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		n, err := pump(func() (int64, error) { return kc.WriteTo(plain) }, kc, plain, idle, &last)
+		r.in = n
+		if err == nil {
+			err = closeWrite(plain)
+		}
+		if err != nil {
+			fail(fmt.Errorf("tls to plain: %w", err))
+		}
+	}()
+	n, err := pump(func() (int64, error) { return kc.ReadFrom(plain) }, plain, kc, idle, &last)
+	r.out = n
+	if err == nil {
+		err = kc.CloseWrite()
+	}
+	if err != nil {
+		fail(fmt.Errorf("plain to tls: %w", err))
+	}
+	wg.Done()
+	wg.Wait()
+	return r
+}
+
+// closeWrite shuts down the writing side of c (TCP FIN).
+func closeWrite(c net.Conn) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Close()
+}
+
+// pump runs copy (one direction, from src to dst) until it returns without
+// error at the end of src's stream. With an idle timeout, src gets a read
+// deadline a quarter of it ahead so that copy returns now and then; dst
+// gets a write deadline of the whole timeout, so a peer that stops reading
+// ends the relay. pump gives up when no data moved either way (last) for
+// the idle timeout.
+func pump(copy func() (int64, error), src, dst net.Conn, idle time.Duration, last *atomic.Int64) (int64, error) {
+	var total int64
+	for {
+		start := time.Now()
+		if idle > 0 {
+			src.SetReadDeadline(start.Add(idle / 4))
+			dst.SetWriteDeadline(start.Add(idle))
+		}
+		n, err := copy()
+		total += n
+		now := time.Now()
+		if n > 0 {
+			last.Store(now.UnixNano())
+		}
+		if err == nil || idle == 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return total, err
+		}
+		if now.Sub(start) >= idle || now.Sub(time.Unix(0, last.Load())) >= idle {
+			return total, errIdle
+		}
+	}
 }

@@ -236,27 +236,7 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 
 // certificate loads --cert and --key, or makes a self-signed certificate.
 func (o *serveOptions) certificate(logger *slog.Logger) (tls.Certificate, error) {
-	if o.certFile != "" {
-		cert, err := tls.LoadX509KeyPair(o.certFile, o.keyFile)
-		if err != nil {
-			return cert, err
-		}
-		logger.Info("certificate", "file", o.certFile, "names", certNames(cert.Leaf),
-			"not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339), "sha256", fingerprint(cert.Leaf))
-		return cert, nil
-	}
-	host, _, err := net.SplitHostPort(o.addr)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("--addr: %w", err)
-	}
-	cert, err := selfSigned([]string{host}, time.Now())
-	if err != nil {
-		return cert, err
-	}
-	logger.Info("self-signed certificate", "names", certNames(cert.Leaf),
-		"not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339),
-		"sha256", fingerprint(cert.Leaf), "pin", "sha256//"+pin(cert.Leaf))
-	return cert, nil
+	return loadCertificate(o.certFile, o.keyFile, o.addr, "--addr", logger)
 }
 
 // logConn returns a ConnContext hook logging each connection after its

@@ -41,7 +41,7 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"--version"}, 0, "ktls ", ""},
 		{[]string{"serve", "--version"}, 0, "ktls ", ""},
 		{[]string{"frob"}, 2, "", `unknown command "frob"`},
-		{[]string{"proxy"}, 2, "", "ktls proxy: not implemented yet"},
+		{[]string{"proxy"}, 2, "", "--listen and --to are required"},
 		{[]string{"serve", "--bogus"}, 2, "", "flag provided but not defined: -bogus"},
 		{[]string{"serve", "--tx", "sometimes"}, 2, "", "want auto, kernel, user or off"},
 		{[]string{"serve", "--log-level", "loud"}, 2, "", `invalid value "loud" for flag -log-level`},
