@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -37,6 +38,9 @@ type Conn struct {
 	rc           syscall.RawConn // the socket, for the kernel; nil if not a syscall.Conn
 	txMode       Mode            // as set at hand-off
 	rxMode       Mode
+	// TLS 1.3 application traffic secrets of each direction, kept to follow
+	// KeyUpdates; txSecret is guarded by out, rxSecret by in.
+	txSecret, rxSecret []byte
 
 	closed atomic.Bool
 
@@ -88,9 +92,11 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 		err = c.handOff()
 	}
 	if err != nil {
+		counters.handshakeErrors.Add(1)
 		c.handshakeErr = err
 		return err
 	}
+	countOpen(c.txMode, c.rxMode)
 	c.done.Store(true)
 	return nil
 }
@@ -107,6 +113,14 @@ func (c *Conn) handOff() error {
 			c.hc.Detach()
 			return fmt.Errorf("ktls: cipher suite %s cannot be offloaded", tls.CipherSuiteName(st.CipherSuite))
 		}
+		switch {
+		case ok:
+			counters.fbOff.Add(1)
+		case strings.Contains(tls.CipherSuiteName(st.CipherSuite), "_CBC_") && !CBCEnabled():
+			counters.fbCBC.Add(1)
+		default:
+			counters.fbCipher.Add(1)
+		}
 		c.hc.Passthrough()
 		return nil
 	}
@@ -120,6 +134,7 @@ func (c *Conn) handOff() error {
 	}
 	c.hc.Detach()
 	c.state = c.tls.ConnectionState()
+	c.txSecret, c.rxSecret = c.hc.TrafficSecrets()
 	tx, rx, err := c.hc.Sessions(st.Version, st.CipherSuite)
 	if err != nil {
 		if txPol == OffloadKernel || rxPol == OffloadKernel {
@@ -127,33 +142,53 @@ func (c *Conn) handOff() error {
 		}
 		// Nothing was read or written since the handshake: crypto/tls
 		// can carry on.
+		counters.fbSecrets.Add(1)
+		c.wipeSecrets()
 		c.hc.Passthrough()
 		return nil
 	}
 	defer tx.Wipe()
 	defer rx.Wipe()
 
+	txKernel, err := c.wantKernel(txPol, st.Version)
+	if err != nil {
+		return err
+	}
+	rxKernel, err := c.wantKernel(rxPol, st.Version)
+	if err != nil {
+		return err
+	}
 	attached := false
-	if c.wantKernel(txPol) || c.wantKernel(rxPol) {
+	if txKernel || rxKernel {
 		err := c.attach()
 		if err != nil && (txPol == OffloadKernel || rxPol == OffloadKernel) {
 			return err
 		}
+		if err != nil {
+			counters.fbUnsupported.Add(1) // not a socket, or the kernel refused
+		}
 		attached = err == nil
 	}
-	if c.txMode, err = c.install(kernel.TX, tx, txPol, attached); err != nil {
+	if c.txMode, err = c.install(kernel.TX, tx, txPol, attached && txKernel); err != nil {
 		return err
 	}
-	c.rxMode, err = c.install(kernel.RX, rx, rxPol, attached)
+	c.rxMode, err = c.install(kernel.RX, rx, rxPol, attached && rxKernel)
 	return err
 }
 
-// install puts one direction's session in the kernel (when the socket is
-// attached and the policy asks for it) or in the user-space record layer,
-// and returns the direction's mode. With policy OffloadAuto a kernel that
-// refuses the session (old kernel, suite not built in) is not an error.
-func (c *Conn) install(d kernel.Direction, s *record.Session, p Offload, attached bool) (Mode, error) {
-	if attached && c.wantKernel(p) {
+// wipeSecrets clears the kept traffic secrets.
+func (c *Conn) wipeSecrets() {
+	clear(c.txSecret)
+	clear(c.rxSecret)
+	c.txSecret, c.rxSecret = nil, nil
+}
+
+// install puts one direction's session in the kernel (when useKernel: the
+// socket is attached and the policy asks for it) or in the user-space record
+// layer, and returns the direction's mode. With policy OffloadAuto a kernel
+// that refuses the session (old kernel, suite not built in) is not an error.
+func (c *Conn) install(d kernel.Direction, s *record.Session, p Offload, useKernel bool) (Mode, error) {
+	if useKernel {
 		err := kernel.Enable(c.rc, d, s)
 		if err == nil {
 			return ModeKernel, nil
@@ -161,6 +196,7 @@ func (c *Conn) install(d kernel.Direction, s *record.Session, p Offload, attache
 		if p == OffloadKernel {
 			return ModeNone, err
 		}
+		counters.fbUnsupported.Add(1)
 	}
 	if d == kernel.TX {
 		sealer, err := record.NewSealer(s)
@@ -179,15 +215,28 @@ func (c *Conn) install(d kernel.Direction, s *record.Session, p Offload, attache
 }
 
 // wantKernel reports whether a direction with policy p should try the
-// kernel.
-func (c *Conn) wantKernel(p Offload) bool {
+// kernel, counting why OffloadAuto does not. OffloadKernel fails while the
+// kernel is switched off (SetKernelEnabled).
+func (c *Conn) wantKernel(p Offload, version uint16) (bool, error) {
 	switch p {
 	case OffloadKernel:
-		return true
+		if !KernelEnabled() {
+			return false, errors.New("ktls: kernel TLS is switched off (SetKernelEnabled(false), KTLS_ENABLE=0)")
+		}
+		return true, nil
 	case OffloadAuto:
-		return kernel.Supported() == nil
+		switch {
+		case !KernelEnabled():
+			counters.fbDisabled.Add(1)
+		case kernel.Supported() != nil:
+			counters.fbUnsupported.Add(1)
+		case version == tls.VersionTLS13 && !c.config.kernelWithoutRekey() && kernel.Rekey() != nil:
+			counters.fbRekey.Add(1)
+		default:
+			return true, nil
+		}
 	}
-	return false
+	return false, nil
 }
 
 // attach attaches the kernel's TLS to the socket (Linux TCP_ULP "tls").
@@ -207,7 +256,10 @@ func (c *Conn) attach() error {
 	return nil
 }
 
-// Mode reports who carries each direction's records. Where the kernel
+// Mode reports who carries each direction's records. With OffloadAuto a
+// TLS 1.3 direction is in the kernel only where the kernel can follow a
+// KeyUpdate (Linux 6.14 and later), unless Config.KernelWithoutRekey is set;
+// otherwise it is ModeUser. Where the kernel
 // carries a direction, the mode is read from the kernel (Linux sock_diag
 // TLS_INFO_TXCONF / TLS_INFO_RXCONF, FreeBSD TCP_TXTLS_MODE /
 // TCP_RXTLS_MODE), so it tells software from device offload. Before the
@@ -243,9 +295,28 @@ func modeOf(conf kernel.Conf) Mode {
 	return ModeNone
 }
 
-// Read reads application data, running the handshake first if needed. A
-// close_notify from the peer ends the stream with io.EOF; another alert is
-// returned as a *net.OpError holding a tls.AlertError, as crypto/tls does.
+// ErrTruncated is returned by Read (and WriteTo) when the peer closed the
+// connection without close_notify, between records or inside one, so that a
+// truncation attack can be told from a clean io.EOF. errors.Is(err,
+// io.ErrUnexpectedEOF) is true for it.
+var ErrTruncated = fmt.Errorf("ktls: connection closed without close_notify: %w", io.ErrUnexpectedEOF)
+
+// Read reads application data, running the handshake first if needed.
+//
+// Records other than application data are handled as crypto/tls handles
+// them, on both engines: a close_notify alert ends the stream with io.EOF; a
+// peer that closes without one gets ErrTruncated; another alert is returned
+// as a *net.OpError holding a tls.AlertError naming it, as crypto/tls does
+// (TLS 1.2 warning alerts are skipped); a TLS 1.3 KeyUpdate re-keys the
+// receiving direction and, when the peer asks for it, is answered with our
+// own KeyUpdate and a new sending key; a TLS 1.3 NewSessionTicket on a
+// client is dropped and counted (Statistics.Control.TicketsDropped; tickets
+// queued when the handshake ends are stored in the client's
+// ClientSessionCache); anything else (ChangeCipherSpec, other handshake
+// messages, an unknown type) is answered with an unexpected_message alert and
+// an error. A bad record gives the errors of package record, wrapping
+// EBADMSG, EMSGSIZE or EINVAL, and the matching alert is sent to the peer.
+// All of these errors but timeouts stick: later Reads return them again.
 func (c *Conn) Read(p []byte) (int, error) {
 	if err := c.Handshake(); err != nil {
 		return 0, err
@@ -272,35 +343,18 @@ func (c *Conn) readLocked(p []byte) (int, error) {
 		if c.in.err != nil {
 			return 0, c.in.err
 		}
-		var (
-			typ  record.ContentType
-			data []byte
-		)
-		if c.rxMode.IsKernel() {
-			buf := p
-			if len(buf) < record.MaxPlaintext {
-				buf = c.scratch()
-			}
-			t, n, err := kernel.RecvRecord(c.rc, buf)
-			if err != nil {
-				return 0, c.readError(err)
-			}
-			if t == 0 && n == 0 {
-				c.in.err = io.EOF
-				continue
-			}
-			if t == record.TypeApplicationData && &buf[0] == &p[0] {
-				return n, nil
-			}
-			typ, data = t, buf[:n]
-		} else {
-			t, d, err := c.in.r.ReadRecord()
-			if err != nil {
-				return 0, c.readError(err)
-			}
-			typ, data = t, d
+		buf := p
+		if len(buf) < record.MaxPlaintext {
+			buf = nil
+		}
+		typ, data, err := c.recvLocked(buf)
+		if err != nil {
+			return 0, err
 		}
 		if typ == record.TypeApplicationData {
+			if len(data) > 0 && &data[0] == &p[0] {
+				return len(data), nil
+			}
 			c.in.pending = data
 			continue
 		}
@@ -308,6 +362,39 @@ func (c *Conn) readLocked(p []byte) (int, error) {
 			c.in.err = err
 		}
 	}
+}
+
+// recvLocked reads the next record from the engine that owns RX, into buf
+// if the kernel owns RX and buf is not nil (else into c.in's buffers), and
+// counts it. At the end of the stream and on bad records it sets c.in.err;
+// c.in is held.
+func (c *Conn) recvLocked(buf []byte) (record.ContentType, []byte, error) {
+	var (
+		typ  record.ContentType
+		data []byte
+	)
+	if c.rxMode.IsKernel() {
+		if buf == nil {
+			buf = c.scratch()
+		}
+		t, n, err := kernel.RecvRecord(c.rc, buf)
+		if err != nil {
+			return 0, nil, c.readError(err)
+		}
+		if t == 0 && n == 0 {
+			return 0, nil, c.readError(io.EOF)
+		}
+		typ, data = t, buf[:n]
+	} else {
+		t, d, err := c.in.r.ReadRecord()
+		if err != nil {
+			return 0, nil, c.readError(err)
+		}
+		typ, data = t, d
+	}
+	counters.recordsRX.Add(1)
+	counters.bytesRX.Add(uint64(len(data)))
+	return typ, data, nil
 }
 
 // scratch returns a buffer for one whole record's payload; c.in is held.
@@ -319,31 +406,45 @@ func (c *Conn) scratch() []byte {
 }
 
 // readError records a fatal read error (a bad record, the end of the
-// stream) and answers a bad record with its alert. Timeouts and other
-// transient errors are returned as they are.
+// stream without close_notify), counts it and answers a bad record with its
+// alert. Timeouts and other transient errors are returned as they are.
 func (c *Conn) readError(err error) error {
-	if err == io.EOF {
-		c.in.err = io.EOF
-		return err
+	if err == io.EOF || errors.Is(err, record.ErrTruncated) {
+		counters.badTruncated.Add(1)
+		if err == io.EOF {
+			c.in.err = ErrTruncated
+		} else {
+			c.in.err = fmt.Errorf("%w (%w)", ErrTruncated, err)
+		}
+		return c.in.err
 	}
 	var rerr *record.Error
+	alert, bad := record.AlertInternalError, false
 	if errors.As(err, &rerr) {
-		c.in.err = err
-		c.sendAlert(rerr.Alert)
-		return err
+		alert, bad = rerr.Alert, true
 	}
 	// The kernel's errors for bad records, answered with the alerts
 	// OpenSSL sends for them.
-	for errno, alert := range map[syscall.Errno]record.Alert{
-		syscall.EBADMSG:  record.AlertBadRecordMAC,
-		syscall.EMSGSIZE: record.AlertRecordOverflow,
-		syscall.EINVAL:   record.AlertProtocolVersion,
+	for _, e := range []struct {
+		errno syscall.Errno
+		alert record.Alert
+		n     *atomic.Uint64
+	}{
+		{syscall.EBADMSG, record.AlertBadRecordMAC, &counters.badMAC},
+		{syscall.EMSGSIZE, record.AlertRecordOverflow, &counters.badOverflow},
+		{syscall.EINVAL, record.AlertProtocolVersion, &counters.badInvalid},
 	} {
-		if errors.Is(err, errno) {
-			c.in.err = err
-			c.sendAlert(alert)
+		if errors.Is(err, e.errno) {
+			e.n.Add(1)
+			if !bad {
+				alert, bad = e.alert, true
+			}
 			break
 		}
+	}
+	if bad {
+		c.in.err = err
+		c.sendAlert(alert)
 	}
 	return err
 }
@@ -354,26 +455,164 @@ func (c *Conn) control(typ record.ContentType, data []byte) error {
 	switch typ {
 	case record.TypeAlert:
 		if len(data) != 2 {
+			counters.unexpected.Add(1)
 			c.sendAlert(record.AlertDecodeError)
 			return errors.New("ktls: malformed alert record")
 		}
 		if data[1] == byte(record.AlertCloseNotify) {
+			counters.closeNotify.Add(1)
 			return io.EOF
 		}
+		counters.alerts.Add(1)
 		if c.state.Version == tls.VersionTLS12 && data[0] == 1 { // warning level
 			return nil
 		}
 		return &net.OpError{Op: "remote error", Err: tls.AlertError(data[1])}
 	case record.TypeHandshake:
-		if c.isClient && c.state.Version == tls.VersionTLS13 && handshake.OnlyTickets(data) {
-			c.ticketsDropped.Add(1)
-			return nil
+		if c.state.Version == tls.VersionTLS13 {
+			return c.postHandshake(data)
 		}
-		c.sendAlert(record.AlertUnexpectedMessage)
-		return errors.New("ktls: unsupported post-handshake message")
 	}
+	counters.unexpected.Add(1)
 	c.sendAlert(record.AlertUnexpectedMessage)
 	return fmt.Errorf("ktls: unexpected %v record after the handshake", typ)
+}
+
+// Handshake message types after a TLS 1.3 handshake (RFC 8446 section 4).
+const (
+	typeNewSessionTicket = 4
+	typeKeyUpdate        = 24
+)
+
+// postHandshake handles the TLS 1.3 post-handshake messages of one
+// handshake record: NewSessionTicket (client only) and KeyUpdate. A message
+// split across records is refused (decode_error); so is a KeyUpdate that is
+// not the last message of its record (unexpected_message, RFC 8446 section
+// 5.1).
+func (c *Conn) postHandshake(data []byte) error {
+	fail := func(a record.Alert, msg string) error {
+		counters.unexpected.Add(1)
+		c.sendAlert(a)
+		return errors.New("ktls: " + msg)
+	}
+	if len(data) == 0 {
+		return fail(record.AlertUnexpectedMessage, "empty handshake record after the handshake")
+	}
+	for len(data) > 0 {
+		if len(data) < 4 || len(data) < 4+(int(data[1])<<16|int(data[2])<<8|int(data[3])) {
+			return fail(record.AlertDecodeError, "post-handshake message split across records")
+		}
+		n := 4 + (int(data[1])<<16 | int(data[2])<<8 | int(data[3]))
+		msg := data[:n]
+		data = data[n:]
+		switch {
+		case msg[0] == typeNewSessionTicket && c.isClient:
+			counters.ticketsDropped.Add(1)
+			c.ticketsDropped.Add(1)
+		case msg[0] == typeKeyUpdate:
+			counters.keyUpdates.Add(1)
+			switch {
+			case len(data) > 0:
+				return fail(record.AlertUnexpectedMessage, "KeyUpdate not at the end of a record")
+			case n != 5:
+				return fail(record.AlertDecodeError, "malformed KeyUpdate")
+			case msg[4] > 1:
+				return fail(record.AlertIllegalParameter, "KeyUpdate with an unknown request_update value")
+			}
+			return c.keyUpdate(msg[4] == 1)
+		default:
+			return fail(record.AlertUnexpectedMessage, fmt.Sprintf("unexpected handshake message type %d after the handshake", msg[0]))
+		}
+	}
+	return nil
+}
+
+// keyUpdate follows a KeyUpdate from the peer: the receiving direction moves
+// to the next traffic secret, in the kernel (Linux 6.14 and later: TLS_RX
+// again) or in user space; when the peer requested it, our own KeyUpdate is
+// sent and the sending direction moves on too. c.in is held.
+func (c *Conn) keyUpdate(requested bool) error {
+	s, err := nextSession(c.state.CipherSuite, &c.rxSecret)
+	if err != nil {
+		return err
+	}
+	defer s.Wipe()
+	if c.rxMode.IsKernel() {
+		err = kernel.Enable(c.rc, kernel.RX, s)
+		if err != nil {
+			err = fmt.Errorf("ktls: the peer sent a KeyUpdate and the kernel cannot re-key the receiving direction (TLS 1.3 rekey needs Linux 6.14 or later; use OffloadAuto or OffloadUser): %w", err)
+		}
+	} else {
+		var o *record.Opener
+		if o, err = record.NewOpener(s); err == nil {
+			c.in.r.SetOpener(o)
+		}
+	}
+	if err != nil {
+		counters.rekeyErrors.Add(1)
+		c.sendAlert(record.AlertInternalError)
+		return err
+	}
+	counters.rekeysRX.Add(1)
+	if !requested {
+		return nil
+	}
+	c.out.Lock()
+	defer c.out.Unlock()
+	return c.updateTXLocked()
+}
+
+// nextSession replaces *secret by the next TLS 1.3 traffic secret and
+// returns the session it makes.
+func nextSession(suite uint16, secret *[]byte) (*record.Session, error) {
+	if *secret == nil {
+		return nil, errors.New("ktls: no traffic secret to follow a KeyUpdate")
+	}
+	next, err := record.TLS13NextSecret(suite, *secret)
+	if err != nil {
+		return nil, err
+	}
+	clear(*secret)
+	*secret = next
+	return record.TLS13Session(suite, next)
+}
+
+// keyUpdateNotRequested is a KeyUpdate message with update_not_requested.
+var keyUpdateNotRequested = []byte{typeKeyUpdate, 0, 0, 1, 0}
+
+// updateTXLocked sends a KeyUpdate (update_not_requested) under the current
+// sending key and moves the sending direction to the next traffic secret.
+// After close_notify it does nothing. c.out is held.
+func (c *Conn) updateTXLocked() error {
+	if c.out.closeNotifySent {
+		return nil
+	}
+	if err := c.writeRecordLocked(record.TypeHandshake, keyUpdateNotRequested); err != nil {
+		return err
+	}
+	s, err := nextSession(c.state.CipherSuite, &c.txSecret)
+	if err != nil {
+		return err
+	}
+	defer s.Wipe()
+	if c.txMode.IsKernel() {
+		if err = kernel.Enable(c.rc, kernel.TX, s); err != nil {
+			err = fmt.Errorf("ktls: the peer requested a KeyUpdate and the kernel cannot re-key the sending direction (TLS 1.3 rekey needs Linux 6.14 or later; use OffloadAuto or OffloadUser): %w", err)
+		}
+	} else {
+		var sealer *record.Sealer
+		if sealer, err = record.NewSealer(s); err == nil {
+			c.out.w.SetSealer(sealer)
+		}
+	}
+	if err != nil {
+		counters.rekeyErrors.Add(1)
+		// The peer can no longer read what we send.
+		c.out.closeNotifySent, c.out.closeNotifyErr = true, err
+		return err
+	}
+	counters.rekeysTX.Add(1)
+	return nil
 }
 
 // sendAlert sends a fatal alert to the peer if no Write is in progress.
@@ -390,6 +629,81 @@ func (c *Conn) sendAlert(a record.Alert) {
 	c.writeRecordLocked(record.TypeAlert, []byte{2, byte(a)})
 }
 
+// WriteRecord sends p as one record of content type typ, as ktls(4) and
+// Linux do for sendmsg with a TLS_SET_RECORD_TYPE control message: through
+// the kernel when it owns the sending direction, else through the
+// user-space record layer. len(p) must not exceed record.MaxPlaintext.
+// Linux's kernel TLS makes no record of an empty sendmsg, so there an empty
+// p fails with an error wrapping EINVAL; in user space it sends a
+// zero-length record. The caller speaks the protocol: a KeyUpdate sent this
+// way does not change our keys. On a connection left on crypto/tls
+// (ModeNone) WriteRecord fails with an error wrapping errors.ErrUnsupported.
+func (c *Conn) WriteRecord(typ record.ContentType, p []byte) error {
+	if err := c.Handshake(); err != nil {
+		return err
+	}
+	if c.txMode == ModeNone {
+		return fmt.Errorf("ktls: WriteRecord on a connection left on crypto/tls: %w", errors.ErrUnsupported)
+	}
+	if len(p) > record.MaxPlaintext {
+		return fmt.Errorf("ktls: record payload of %d bytes: %w", len(p), syscall.EMSGSIZE)
+	}
+	c.out.Lock()
+	defer c.out.Unlock()
+	if c.out.closeNotifySent {
+		return errShutdown
+	}
+	return c.writeRecordLocked(typ, p)
+}
+
+// ReadRecord reads the next record, of any content type, and returns its
+// header and its payload, which is valid until the next read: through the
+// kernel when it owns the receiving direction (recvmsg with
+// TLS_GET_RECORD_TYPE on Linux, TLS_GET_RECORD on FreeBSD), else through the
+// user-space record layer. The header's Version is the record layer's
+// legacy version (0x0303) and its Length the payload's length (the
+// plaintext's, as the kernels report it). Records are returned as they are,
+// zero-length ones included; the only one acted upon is a TLS 1.3 KeyUpdate,
+// which is followed as Read follows it so that the next record can be read.
+// The end of the stream without a close_notify record gives ErrTruncated,
+// and bad records the errors Read returns. Plaintext that a Read left
+// buffered is returned first, as an application data record. On a
+// connection left on crypto/tls (ModeNone) ReadRecord fails with an error
+// wrapping errors.ErrUnsupported.
+func (c *Conn) ReadRecord() (record.Header, []byte, error) {
+	if err := c.Handshake(); err != nil {
+		return record.Header{}, nil, err
+	}
+	if c.rxMode == ModeNone {
+		return record.Header{}, nil, fmt.Errorf("ktls: ReadRecord on a connection left on crypto/tls: %w", errors.ErrUnsupported)
+	}
+	c.in.Lock()
+	defer c.in.Unlock()
+	hdr := func(t record.ContentType, p []byte) record.Header {
+		return record.Header{Type: t, Version: record.VersionTLS12, Length: len(p)}
+	}
+	if len(c.in.pending) > 0 {
+		p := c.in.pending
+		c.in.pending = nil
+		return hdr(record.TypeApplicationData, p), p, nil
+	}
+	if c.in.err != nil && c.in.err != io.EOF {
+		return record.Header{}, nil, c.in.err
+	}
+	typ, data, err := c.recvLocked(nil)
+	if err != nil {
+		return record.Header{}, nil, err
+	}
+	if typ == record.TypeHandshake && c.state.Version == tls.VersionTLS13 && len(data) == 5 && data[0] == typeKeyUpdate && data[4] <= 1 {
+		counters.keyUpdates.Add(1)
+		if err := c.keyUpdate(data[4] == 1); err != nil {
+			c.in.err = err
+			return record.Header{}, nil, err
+		}
+	}
+	return hdr(typ, data), data, nil
+}
+
 // Write writes application data, running the handshake first if needed.
 func (c *Conn) Write(p []byte) (int, error) {
 	if err := c.Handshake(); err != nil {
@@ -403,19 +717,40 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if c.out.closeNotifySent {
 		return 0, errShutdown
 	}
+	var (
+		n   int
+		err error
+	)
 	if c.txMode.IsKernel() {
-		return c.conn.Write(p)
+		n, err = c.conn.Write(p)
+	} else {
+		n, err = c.out.w.Write(p)
 	}
-	return c.out.w.Write(p)
+	countTX(int64(n))
+	return n, err
+}
+
+// countTX counts n application data bytes sent in full-size records.
+func countTX(n int64) {
+	if n > 0 {
+		counters.recordsTX.Add(recordsOf(n))
+		counters.bytesTX.Add(uint64(n))
+	}
 }
 
 // writeRecordLocked sends one record of type typ; c.out is held.
 func (c *Conn) writeRecordLocked(typ record.ContentType, p []byte) error {
+	var err error
 	if c.txMode.IsKernel() {
-		_, err := kernel.SendRecord(c.rc, typ, p)
-		return err
+		_, err = kernel.SendRecord(c.rc, typ, p)
+	} else {
+		err = c.out.w.WriteRecord(typ, p)
 	}
-	return c.out.w.WriteRecord(typ, p)
+	if err == nil {
+		counters.recordsTX.Add(1)
+		counters.bytesTX.Add(uint64(len(p)))
+	}
+	return err
 }
 
 // closeNotifyLocked sends close_notify once, as crypto/tls does: with a
@@ -453,6 +788,7 @@ func (c *Conn) Close() error {
 	if !c.done.Load() {
 		return c.conn.Close()
 	}
+	countClose(c.txMode, c.rxMode)
 	if c.txMode == ModeNone {
 		return c.tls.Close()
 	}

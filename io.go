@@ -3,12 +3,24 @@ package ktls
 import (
 	"errors"
 	"io"
+	"sync"
 	"syscall"
 )
 
 // copyBuffer is the buffer size of the copy loops: 16 full records, which
 // the user-space record layer seals and writes in one write(2).
 const copyBuffer = 16 * 16384
+
+// copyPool holds the copy loops' buffers, so that ReadFrom and WriteTo do
+// not allocate in steady state.
+var copyPool = sync.Pool{New: func() any { b := make([]byte, copyBuffer); return &b }}
+
+// copyBuffered is io.CopyBuffer with a buffer from copyPool.
+func copyBuffered(dst io.Writer, src io.Reader) (int64, error) {
+	b := copyPool.Get().(*[]byte)
+	defer copyPool.Put(b)
+	return io.CopyBuffer(dst, src, *b)
+}
 
 // ReadFrom sends what r yields, implementing io.ReaderFrom. With the sending
 // direction in the kernel it uses sendfile(2) for an *os.File (or an
@@ -21,13 +33,20 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 		return 0, err
 	}
 	if c.txMode == ModeNone {
-		return io.CopyBuffer(writerOnly{c}, r, make([]byte, copyBuffer))
+		return copyBuffered(writerOnly{c}, r)
 	}
 	c.out.Lock()
 	defer c.out.Unlock()
 	if c.out.closeNotifySent {
 		return 0, errShutdown
 	}
+	n, err := c.readFromLocked(r)
+	countTX(n)
+	return n, err
+}
+
+// readFromLocked is ReadFrom once the handshake is done; c.out is held.
+func (c *Conn) readFromLocked(r io.Reader) (int64, error) {
 	if c.txMode == ModeUser {
 		return c.out.w.ReadFrom(r)
 	}
@@ -37,7 +56,7 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	if rf, ok := c.conn.(io.ReaderFrom); ok {
 		return rf.ReadFrom(r)
 	}
-	return io.CopyBuffer(c.conn, readerOnly{r}, make([]byte, copyBuffer))
+	return copyBuffered(c.conn, readerOnly{r})
 }
 
 // WriteTo writes the application data it reads to w until the end of the
@@ -51,7 +70,7 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 		return 0, err
 	}
 	if !c.rxMode.IsKernel() {
-		return io.CopyBuffer(w, readerOnly{c}, make([]byte, copyBuffer))
+		return copyBuffered(w, readerOnly{c})
 	}
 	c.in.Lock()
 	defer c.in.Unlock()
@@ -81,8 +100,13 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 			n, err = io.Copy(w, c.conn)
 		}
 		total += n
+		counters.bytesRX.Add(uint64(n))
+		counters.recordsRX.Add(recordsOf(n))
 		if err == nil {
-			return total, nil // end of the TCP stream without close_notify
+			// The end of the TCP stream without close_notify.
+			counters.badTruncated.Add(1)
+			c.in.err = ErrTruncated
+			return total, ErrTruncated
 		}
 		if !errors.Is(err, syscall.EIO) && !errors.Is(err, syscall.EINVAL) {
 			return total, err

@@ -110,9 +110,31 @@ type Config struct {
 	// record layer runs after the handshake.
 	TX, RX Offload
 
+	// KernelWithoutRekey lets OffloadAuto put TLS 1.3 directions in a
+	// kernel that cannot re-key them (Linux before 6.14, FreeBSD). By
+	// default OffloadAuto keeps TLS 1.3 connections in the user-space record
+	// layer on such kernels, because a KeyUpdate from the peer could not be
+	// followed there; with KernelWithoutRekey (or OffloadKernel) a KeyUpdate
+	// ends the connection with an error that says so.
+	KernelWithoutRekey bool
+
 	serverOnce sync.Once
 	server     *tls.Config
 }
+
+// Clone returns a copy of c, for modification before first use: a Config
+// must not be copied by value (it holds a sync.Once) nor modified once used.
+// The TLS configuration is cloned too (tls.Config.Clone). Clone of nil is
+// nil.
+func (c *Config) Clone() *Config {
+	if c == nil {
+		return nil
+	}
+	return &Config{TLS: c.TLS.Clone(), TX: c.TX, RX: c.RX, KernelWithoutRekey: c.KernelWithoutRekey}
+}
+
+// kernelWithoutRekey reports c.KernelWithoutRekey; false for nil.
+func (c *Config) kernelWithoutRekey() bool { return c != nil && c.KernelWithoutRekey }
 
 // tlsConfig returns c.TLS, never nil.
 func (c *Config) tlsConfig() *tls.Config {

@@ -404,6 +404,23 @@ func (c *Conn) Sessions(version, suite uint16) (tx, rx *record.Session, err erro
 	return tx, rx, nil
 }
 
+// TrafficSecrets returns copies of the TLS 1.3 application traffic secrets
+// of the sending and the receiving direction (nil for TLS 1.2), which a
+// connection needs to follow KeyUpdates (record.TLS13NextSecret). Call it
+// before Sessions. The caller owns the copies and should clear them.
+func (c *Conn) TrafficSecrets() (tx, rx []byte) {
+	c.log.mu.Lock()
+	defer c.log.mu.Unlock()
+	if c.log.clientTraffic == nil || c.log.serverTraffic == nil {
+		return nil, nil
+	}
+	tx, rx = bytes.Clone(c.log.clientTraffic), bytes.Clone(c.log.serverTraffic)
+	if !c.isClient {
+		tx, rx = rx, tx
+	}
+	return tx, rx
+}
+
 // sessions derives both directions' sessions with sequence number 0.
 func (c *Conn) sessions(version, suite uint16) (client, server *record.Session, err error) {
 	k := &c.log

@@ -30,3 +30,6 @@ func SockDiagULP(c syscall.RawConn) (string, error) {
 	r, err := sockDiag(local, remote)
 	return r.ulp, err
 }
+
+// Probe runs Supported's probe afresh (not cached).
+var Probe = probe

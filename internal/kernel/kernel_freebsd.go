@@ -90,6 +90,14 @@ func probe() error {
 	return nil
 }
 
+// Rekey reports whether the kernel can re-key a TLS 1.3 direction, as a
+// KeyUpdate requires. ktls(4) cannot: TCP_TXTLS_ENABLE and TCP_RXTLS_ENABLE
+// take a session once, so Rekey always fails with an error wrapping
+// ENOTSUP.
+func Rekey() error {
+	return fmt.Errorf("kernel: ktls(4) cannot re-key a TLS 1.3 session: %w", syscall.ENOTSUP)
+}
+
 // Attach does nothing on FreeBSD: ktls(4) needs no upper layer protocol.
 func Attach(c syscall.RawConn) error { return nil }
 

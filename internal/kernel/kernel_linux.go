@@ -43,6 +43,36 @@ func probe() error {
 	return nil
 }
 
+var rekey = sync.OnceValue(probeRekey)
+
+// Rekey reports whether the kernel can re-key a TLS 1.3 direction, as a
+// KeyUpdate requires (Linux 6.14 and later): nil if it can, else an error
+// saying why (wrapping EBUSY on older kernels). It installs TLS 1.3 TX keys
+// twice on a loopback TCP pair once, and caches the answer.
+func Rekey() error { return rekey() }
+
+func probeRekey() error {
+	if err := Supported(); err != nil {
+		return err
+	}
+	rc, closeConn, err := probeConn()
+	if err != nil {
+		return fmt.Errorf("kernel: probing TLS 1.3 rekey: %w", err)
+	}
+	defer closeConn()
+	if err := Attach(rc); err != nil {
+		return fmt.Errorf("kernel: probing TLS 1.3 rekey: %w", err)
+	}
+	s := &record.Session{Version: record.VersionTLS13, CipherSuite: 0x1301, Key: make([]byte, 16), IV: make([]byte, 12)}
+	if err := Enable(rc, TX, s); err != nil {
+		return fmt.Errorf("kernel: TLS 1.3 unavailable: %w", err)
+	}
+	if err := Enable(rc, TX, s); err != nil {
+		return fmt.Errorf("kernel: cannot re-key TLS 1.3 (Linux before 6.14): %w", err)
+	}
+	return nil
+}
+
 // Attach attaches the TLS upper layer protocol to a connected TCP socket
 // (setsockopt TCP_ULP "tls"). The kernel answers ENOTCONN before the
 // connection is established, EEXIST when a ULP is already attached and ENOENT

@@ -17,6 +17,10 @@ var errUnsupported = fmt.Errorf("kernel: no kernel TLS on %s: %w", runtime.GOOS,
 // error wraps errors.ErrUnsupported.
 func Supported() error { return errUnsupported }
 
+// Rekey reports whether the kernel can re-key a TLS 1.3 direction; never
+// here: it fails with an error wrapping errors.ErrUnsupported.
+func Rekey() error { return errUnsupported }
+
 // Attach fails with an error wrapping errors.ErrUnsupported.
 func Attach(c syscall.RawConn) error { return errUnsupported }
 

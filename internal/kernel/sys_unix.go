@@ -163,7 +163,11 @@ func recvRecord(c syscall.RawConn, p, oob []byte) (n, oobn, rflags int, err erro
 }
 
 // probeConn returns the RawConn of one end of an established loopback TCP
-// connection for Supported's probe, and a function that closes both ends.
+// connection for the probes, and a function that closes both ends. The end
+// returned is the accepted one: accept(2) hands out only ESTABLISHED sockets,
+// whatever the dialing side's state. Both ends stay open until the returned
+// function is called, so the probe never meets a connection its peer has
+// already closed (which the kernel answers with ENOTCONN).
 func probeConn() (syscall.RawConn, func(), error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -176,17 +180,16 @@ func probeConn() (syscall.RawConn, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	// The peer stays open: the TLS ULP needs an ESTABLISHED socket.
 	s, err := ln.Accept()
 	if err != nil {
 		c.Close()
 		return nil, nil, err
 	}
 	closeBoth := func() {
-		c.Close()
 		s.Close()
+		c.Close()
 	}
-	rc, err := c.(*net.TCPConn).SyscallConn()
+	rc, err := s.(*net.TCPConn).SyscallConn()
 	if err != nil {
 		closeBoth()
 		return nil, nil, err
