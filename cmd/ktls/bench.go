@@ -2,12 +2,274 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ktls-go/ktls/internal/bench"
+	"github.com/ktls-go/ktls/internal/kernel"
 )
 
-// runBench runs "ktls bench".
+const benchUsage = `Usage: ktls bench [flags]
+
+Measure, on loopback, every way ktls sends data over TLS next to plain TCP
+(the ceiling) and crypto/tls (the baseline), in the same run: throughput,
+sender and receiver CPU seconds per GB (10^9 bytes), system calls per MiB
+(sender) and the ratios to the matching crypto/tls path. Paths: plain TCP
+write and sendfile; crypto/tls Write and io.Copy from a file; the ktls
+user-space engine's Write and ReadFrom a file; the kernel engine's Write,
+sendfile and splice from a TCP socket (only where the kernel has TLS); for
+TLS 1.2 and 1.3 with AES-128-GCM, AES-256-GCM and ChaCha20-Poly1305 where
+they can be selected. Also handshake (+ hand-off) against a crypto/tls
+handshake, and ktls serve's file server against net/http + crypto/tls on a
+large file (throughput) and a 4 KiB file (requests per second).
+
+Each sender and each receiver runs in its own process (this program,
+re-executed), so that CPU time is attributed to one side. Values are medians
+over --rounds; ratios are medians of the per-round ratios. Only ratios within
+one run compare well; the machine should be otherwise idle.
+
+Sizes take a unit: 64MiB, 1GiB, 500MB, 4096.
+
+Flags:
+`
+
+// benchOptions are the settings of ktls bench.
+type benchOptions struct {
+	json        bool
+	quick       bool
+	plot        string
+	from        string
+	title       string
+	size        int64
+	fileSize    int64
+	writeSize   int64
+	duration    time.Duration
+	rounds      int
+	concurrency int
+	run         string
+}
+
+// benchFlags returns the flag set of ktls bench. Its Usage prints to w.
+func benchFlags(w io.Writer) (*flag.FlagSet, *benchOptions) {
+	o := &benchOptions{}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.BoolVar(&o.json, "json", false, "print the results as one JSON array instead of a table")
+	fs.BoolVar(&o.quick, "quick", false, "a short run: --size 64MiB --rounds 1 --duration 500ms unless given")
+	fs.StringVar(&o.plot, "plot", "", "draw the ratios to crypto/tls as a bar chart into `FILE` (.png, .svg or .pdf)")
+	fs.StringVar(&o.from, "from", "", "measure nothing: read the results from `FILE`, written by --json, and print the table (or --plot)")
+	fs.StringVar(&o.title, "title", "", "the plot's `TITLE` (default: ktls bench, with the kernel release)")
+	fs.Func("size", "bytes each bulk path moves and the large-file HTTP scenario downloads, `SIZE` (default 1GiB)", sizeFlag(&o.size))
+	fs.Func("file-size", "size of the file the file paths send over and over, `SIZE` (default min(size, 64MiB))", sizeFlag(&o.fileSize))
+	fs.Func("write-size", "bytes per Write on the write paths, `SIZE` (default 256KiB)", sizeFlag(&o.writeSize))
+	fs.DurationVar(&o.duration, "duration", 0, "how long the handshake and 4 KiB HTTP scenarios run, `DURATION` (default 2s)")
+	fs.IntVar(&o.rounds, "rounds", 0, "run every path `N` times, interleaved (default 3)")
+	fs.IntVar(&o.concurrency, "concurrency", 8, "`N` concurrent clients in the 4 KiB HTTP scenario")
+	fs.StringVar(&o.run, "run", "", "measure only the paths whose name (as in the table: engine path version suite) contains one of the comma-separated `STRINGS`, and their baselines")
+	fs.Usage = func() {
+		fmt.Fprint(w, benchUsage)
+		printFlags(w, fs)
+	}
+	return fs, o
+}
+
+// sizeFlag parses a byte count with an optional unit (KiB, MiB, GiB, KB,
+// MB, GB, K, M, G as binary).
+func sizeFlag(p *int64) func(string) error {
+	return func(s string) error {
+		n, err := parseSize(s)
+		if err != nil {
+			return err
+		}
+		*p = n
+		return nil
+	}
+}
+
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9},
+		{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}}
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range units {
+		if v, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mult = strings.TrimSpace(v), u.mult
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || f <= 0 || f*float64(mult) > 1<<50 {
+		return 0, fmt.Errorf("bad size %q: want a positive number of bytes with an optional unit (KiB, MiB, GiB, KB, MB, GB)", s)
+	}
+	return int64(f * float64(mult)), nil
+}
+
+// runBench runs "ktls bench", or one side of a measurement when this is
+// a child process started by it.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintf(stderr, "ktls bench: not implemented yet\n")
-	return exitUsage
+	if spec := os.Getenv(bench.ChildEnv); spec != "" {
+		return bench.RunChild(spec, os.Stdin, stdout, stderr)
+	}
+	fs, o := benchFlags(stdout)
+	usage := fs.Usage
+	fs.Usage = func() {}
+	pos, err := parseInterleaved(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		usage()
+		return 0
+	}
+	if err == nil && len(pos) > 0 {
+		err = fmt.Errorf("unexpected arguments %q", pos)
+	}
+	if err == nil {
+		err = o.check()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ktls bench: %v\nRun 'ktls help bench' for usage.\n", err)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	results, err := o.results(ctx, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "ktls bench: %v\n", err)
+		return 1
+	}
+	if o.plot != "" {
+		if err := bench.WritePlot(o.plot, o.plotTitle(), results); err != nil {
+			fmt.Fprintf(stderr, "ktls bench: %v\n", err)
+			return 1
+		}
+	}
+	if o.json {
+		err = bench.WriteJSON(stdout, results)
+	} else {
+		err = bench.WriteTable(stdout, results)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ktls bench: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// check fills in the defaults.
+func (o *benchOptions) check() error {
+	set := func(p *int64, full, quick int64) {
+		if *p == 0 {
+			*p = full
+			if o.quick {
+				*p = quick
+			}
+		}
+	}
+	set(&o.size, 1<<30, 64<<20)
+	set(&o.writeSize, 256<<10, 256<<10)
+	if o.duration == 0 {
+		o.duration = 2 * time.Second
+		if o.quick {
+			o.duration = 500 * time.Millisecond
+		}
+	}
+	if o.rounds == 0 {
+		o.rounds = 3
+		if o.quick {
+			o.rounds = 1
+		}
+	}
+	switch {
+	case o.duration < 0:
+		return errors.New("--duration must be positive")
+	case o.rounds < 0:
+		return errors.New("--rounds must be positive")
+	case o.concurrency <= 0:
+		return errors.New("--concurrency must be positive")
+	case o.writeSize > 1<<30:
+		return errors.New("--write-size must be at most 1GiB")
+	case o.fileSize > o.size:
+		return errors.New("--file-size must not exceed --size")
+	}
+	return nil
+}
+
+// results measures, or reads the results of --from.
+func (o *benchOptions) results(ctx context.Context, stderr io.Writer) ([]bench.Result, error) {
+	if o.from != "" {
+		f, err := os.Open(o.from)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return bench.ReadJSON(f)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("cannot re-execute this program for the measurements: %w", err)
+	}
+	bo := bench.Options{
+		Size:        o.size,
+		FileSize:    o.fileSize,
+		WriteSize:   int(o.writeSize),
+		Duration:    o.duration,
+		Rounds:      o.rounds,
+		Concurrency: o.concurrency,
+		Command:     []string{exe, "bench"},
+	}
+	if o.run != "" {
+		bo.Filter = strings.Split(o.run, ",")
+	}
+	if isTerminal(stderr) {
+		start := time.Now()
+		bo.Progress = func(done, total int, what string) {
+			if done == total {
+				fmt.Fprintf(stderr, "\r\033[K")
+				return
+			}
+			fmt.Fprintf(stderr, "\r\033[K[%d/%d %s] %s", done+1, total, time.Since(start).Round(time.Second), what)
+		}
+	}
+	return bench.Run(ctx, bo)
+}
+
+func (o *benchOptions) plotTitle() string {
+	if o.title != "" {
+		return o.title
+	}
+	t := "ktls bench"
+	if rel := kernelRelease(); rel != "" && o.from == "" {
+		t += ", kernel " + rel
+		if kernel.Supported() != nil {
+			t += " (no kernel TLS)"
+		}
+	}
+	return t
+}
+
+// kernelRelease returns the running kernel's release, or "".
+func kernelRelease() string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -1,0 +1,85 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+)
+
+// WriteJSON writes the results as one JSON array, one object per path.
+func WriteJSON(w io.Writer, results []Result) error {
+	if results == nil {
+		results = []Result{}
+	}
+	b, err := json.MarshalIndent(results, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// ReadJSON reads what WriteJSON wrote.
+func ReadJSON(r io.Reader) ([]Result, error) {
+	var results []Result
+	if err := json.NewDecoder(r).Decode(&results); err != nil {
+		return nil, fmt.Errorf("reading bench results: %w", err)
+	}
+	return results, nil
+}
+
+// WriteTable writes the results as a text table: the bulk paths, then the
+// handshakes and HTTP scenarios (operations per second), then the paths
+// that could not run and why.
+func WriteTable(w io.Writer, results []Result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "engine\tpath\tversion\tsuite\tGbit/s\tsnd CPU s/GB\trcv CPU s/GB\tsyscalls/MiB\tvs crypto/tls\tsnd CPU vs\trcv CPU vs\t")
+	for _, r := range results {
+		if !r.Available || r.OpsPerSecond != 0 {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%.3f\t%.3f\t%s\t%.2fx\t%.2fx\t%.2fx\t\n",
+			r.Engine, r.Path, dash(r.Version), dash(r.Suite), r.ThroughputGbps, r.SenderCPUPerGB, r.ReceiverCPUPerGB,
+			syscalls(r.SyscallsPerMiB), r.RatioVsCryptoTLS, r.SenderCPURatio, r.ReceiverCPURatio)
+	}
+	fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t\t\t\t")
+	fmt.Fprintln(tw, "engine\tpath\tversion\tsuite\tops/s\tsnd CPU µs/op\trcv CPU µs/op\t\tvs crypto/tls\tsnd CPU vs\trcv CPU vs\t")
+	for _, r := range results {
+		if !r.Available || r.OpsPerSecond == 0 {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t\t%.2fx\t%.2fx\t%.2fx\t\n",
+			r.Engine, r.Path, dash(r.Version), dash(r.Suite), r.OpsPerSecond, r.SenderCPUPerOpUs, r.ReceiverCPUPerOpUs,
+			r.RatioVsCryptoTLS, r.SenderCPURatio, r.ReceiverCPURatio)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	first := true
+	for _, r := range results {
+		if r.Available {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w, "\nNot measured:")
+			first = false
+		}
+		fmt.Fprintf(w, "  %s: %s\n", r.Name(), r.Reason)
+	}
+	return nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func syscalls(v float64) string {
+	if v < 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f", v)
+}

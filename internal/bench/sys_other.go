@@ -1,0 +1,7 @@
+//go:build !linux
+
+package bench
+
+// countSyscalls returns -1: only Linux counts system calls per process
+// (/proc/self/io).
+func countSyscalls(sendfile bool) int64 { return -1 }
