@@ -79,10 +79,18 @@ rm -f "$hostlog"
 if [ "$lab" = 1 ]; then
 	step "kernel lab (all kernels)"
 	go run ./internal/cmd/ktlslab kernels || failed "ktlslab kernels"
-	go run ./internal/cmd/ktlslab test -require ./... || failed "ktlslab test"
+	lablog=$(mktemp)
+	go run ./internal/cmd/ktlslab test -require ./... 2>&1 | tee "$lablog"
+	[ "${PIPESTATUS[0]}" -eq 0 ] || failed "ktlslab test"
+	nk=$(grep -cE '^kernel [^ ]+: [0-9]+ passed' "$lablog")
+	[ "$nk" -ge 3 ] || failed "ktlslab test: $nk kernels reported, want 3"
+	read -r lp lf ls < <(awk '/^kernel [^ ]+: [0-9]+ passed/ {p+=$3; f+=$5; s+=$7} END {print p+0, f+0, s+0}' "$lablog")
+	hp=$((hp + lp)) hf=$((hf + lf)) hs=$((hs + ls))
+	rm -f "$lablog"
 fi
 
 step "done"
+echo "total: $hp passed, $hf failed, $hs skipped"
 if [ $fail -ne 0 ]; then
 	echo "test.sh: FAILED"
 	exit 1
