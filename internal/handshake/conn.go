@@ -176,7 +176,7 @@ func (c *Conn) readRecords() error {
 		for buf := c.rbuf[:queued]; len(buf)-end >= record.HeaderLen; {
 			rec := buf[end:]
 			recEnd := record.HeaderLen + int(binary.BigEndian.Uint16(rec[3:5]))
-			if len(rec) < recEnd || n > 0 && !c.handshakeRecord(rec[:recEnd], afterCCS) {
+			if !tlsHeader(rec) || len(rec) < recEnd || n > 0 && !c.handshakeRecord(rec[:recEnd], afterCCS) {
 				break
 			}
 			if n == 0 {
@@ -205,6 +205,16 @@ func (c *Conn) readRecords() error {
 		}
 	}
 	return c.readRecord()
+}
+
+// tlsHeader reports whether the record header at the start of b can be a
+// TLS record's: a content type from change_cipher_spec (20) to heartbeat
+// (24) and a legacy version of major 3. Anything else (say, an HTTP request
+// sent to a TLS port) is handed to crypto/tls as just its five header bytes,
+// which it rejects at once, instead of waiting for a body of the length the
+// bogus header announces.
+func tlsHeader(b []byte) bool {
+	return b[0] >= 20 && b[0] <= 24 && b[1] == 3
 }
 
 // noCCS is the afterCCS of a direction without a ChangeCipherSpec yet.
@@ -271,7 +281,7 @@ func (c *Conn) readRecord() error {
 	for {
 		want := record.HeaderLen
 		if len(c.rbuf) >= record.HeaderLen {
-			if n := int(binary.BigEndian.Uint16(c.rbuf[3:5])); n <= maxBody {
+			if n := int(binary.BigEndian.Uint16(c.rbuf[3:5])); n <= maxBody && tlsHeader(c.rbuf) {
 				want += n
 			}
 			if len(c.rbuf) == want {

@@ -264,3 +264,27 @@ func TestBatchTLS13(t *testing.T) {
 	// The second reads the four records under the handshake key.
 	readFlight(t, c, a, [][]byte{slices.Concat(hello, ccs), handshake}, app)
 }
+
+// TestNotTLSFailsFast checks that a first record header that is not TLS's
+// (an HTTP request sent to a TLS port) reaches crypto/tls as its five
+// bytes at once, so that the handshake fails at once instead of waiting for
+// the body the bogus header announces.
+func TestNotTLSFailsFast(t *testing.T) {
+	for _, req := range []string{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "\x19\x03\x03\x01\x00", "PRI * HTTP/2.0\r\n"} {
+		a, b := net.Pipe()
+		go func() {
+			b.Write([]byte(req))
+			io.Copy(io.Discard, b) // keep the request's end open
+		}()
+		c := NewConn(a, false)
+		srv := tls.Server(c, &tls.Config{Certificates: nil})
+		srv.SetDeadline(time.Now().Add(5 * time.Second))
+		start := time.Now()
+		err := srv.Handshake()
+		if err == nil || time.Since(start) > 2*time.Second {
+			t.Errorf("%q: handshake = %v after %v, want a quick failure", req, err, time.Since(start))
+		}
+		a.Close()
+		b.Close()
+	}
+}
