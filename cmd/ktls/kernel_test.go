@@ -1,7 +1,10 @@
 package main
 
 import (
+	"crypto/tls"
+	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/ktls-go/ktls"
@@ -37,5 +40,45 @@ func TestKernelServe(t *testing.T) {
 			continue
 		}
 		t.Logf("%s: tx=%s rx=%s", proto, m[1], m[2])
+	}
+}
+
+// TestKernelProxy relays 8 MiB each way through the proxy with both of the
+// TLS side's directions required in the kernel, in both modes, and checks
+// that the proxy spliced: the bytes read and written by this process's
+// read(2)/write(2) calls (/proc/self/io, which splice(2) does not count)
+// are those of the test's client and backend alone, not twice as many.
+func TestKernelProxy(t *testing.T) {
+	ktlstest.RequireKernel(t)
+	const size = 8 << 20
+	for _, upstreamTLS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("upstream-tls=%v", upstreamTLS), func(t *testing.T) {
+			up, down := random(size), random(size+11)
+			e := &exchange{got: make(chan []byte, 1), reply: down}
+			addr, logs := proxyPair(t, upstreamTLS, &proxyOptions{tx: ktls.OffloadKernel, rx: ktls.OffloadKernel}, e.serve)
+			c := proxyClient(t, addr, upstreamTLS)
+			if !upstreamTLS { // handshake before counting
+				if err := c.(*tls.Conn).Handshake(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r0, w0 := ioCounters(t)
+			checkExchange(t, c, e, up, down)
+			r1, w1 := ioCounters(t)
+			waitLog(t, logs, "msg=closed")
+			m := regexp.MustCompile(`msg=connection .* tx=(\S+) rx=(\S+)`).FindStringSubmatch(logs.String())
+			if m == nil || m[1] != "kernel-sw" && m[1] != "kernel-ifnet" || m[2] != "kernel-sw" && m[2] != "kernel-ifnet" {
+				t.Errorf("connection line %q, want tx and rx in the kernel", m)
+			}
+			if !strings.Contains(logs.String(), "splice_in=true splice_out=true") {
+				t.Error("closed line does not say splice both ways")
+			}
+			moved := int64(len(up) + len(down))
+			t.Logf("moved %d bytes each way; this process read %d and wrote %d bytes by read/write (client and backend alone: about %d each)",
+				size, r1-r0, w1-w0, moved)
+			if r1-r0 > moved*3/2 || w1-w0 > moved*3/2 {
+				t.Errorf("read %d, wrote %d bytes through user space for %d moved: the proxy did not splice", r1-r0, w1-w0, moved)
+			}
+		})
 	}
 }

@@ -65,7 +65,7 @@ func serveFlags(w io.Writer) (*flag.FlagSet, *serveOptions) {
 	fs.StringVar(&o.keyFile, "key", "", "private key `FILE` (PEM); needs --cert")
 	fs.TextVar(&o.level, "log-level", slog.LevelInfo, "log `LEVEL`: debug, info, warn or error; debug logs every connection (tx=MODE rx=MODE) and request")
 	fs.BoolVar(&o.followSymlinks, "follow-symlinks", false, "follow symbolic links even where they lead outside DIR")
-	fs.StringVar(&o.metrics, "metrics", "", "serve metrics on `ADDR` (not implemented yet)")
+	fs.StringVar(&o.metrics, "metrics", "", "serve counters on `HOST:PORT`: Prometheus text at /metrics, expvar at /debug/vars (plain HTTP)")
 	fs.Func("tx", "where the sending direction's records go, `MODE` auto (the kernel if it can, else user space), kernel (required), user or off (crypto/tls) (default auto)", offloadFlag(&o.tx))
 	fs.Func("rx", "where the receiving direction's records go, `MODE` as for --tx (default auto)", offloadFlag(&o.rx))
 	fs.DurationVar(&o.grace, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, wait this `DURATION` for requests in flight")
@@ -130,8 +130,6 @@ func (o *serveOptions) check(pos []string) error {
 		return fmt.Errorf("too many arguments: %q (want at most one DIR)", pos)
 	case (o.certFile == "") != (o.keyFile == ""):
 		return errors.New("--cert and --key go together")
-	case o.metrics != "":
-		return errors.New("--metrics is not implemented yet")
 	}
 	o.dir = "."
 	if len(pos) == 1 {
@@ -178,6 +176,14 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return err
+	}
+	if o.metrics != "" {
+		stopMetrics, err := serveMetrics(o.metrics, logger)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stopMetrics()
 	}
 	srv := &ktlshttp.Server{
 		Server: http.Server{

@@ -45,7 +45,6 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"serve", "--bogus"}, 2, "", "flag provided but not defined: -bogus"},
 		{[]string{"serve", "--tx", "sometimes"}, 2, "", "want auto, kernel, user or off"},
 		{[]string{"serve", "--log-level", "loud"}, 2, "", `invalid value "loud" for flag -log-level`},
-		{[]string{"serve", "--metrics", "127.0.0.1:9090"}, 2, "", "--metrics is not implemented yet"},
 		{[]string{"serve", "a", "b"}, 2, "", "too many arguments"},
 		{[]string{"serve", "--cert", "c.pem"}, 2, "", "--cert and --key go together"},
 		{[]string{"serve", "a", "--addr"}, 2, "", "flag needs an argument"},
