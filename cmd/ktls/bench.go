@@ -228,14 +228,15 @@ func (o *benchOptions) results(ctx context.Context, stderr io.Writer) ([]bench.R
 	if o.run != "" {
 		bo.Filter = strings.Split(o.run, ",")
 	}
-	if isTerminal(stderr) {
-		start := time.Now()
-		bo.Progress = func(done, total int, what string) {
-			if done == total {
-				fmt.Fprintf(stderr, "\r\033[K")
-				return
-			}
+	start, tty := time.Now(), isTerminal(stderr)
+	bo.Progress = func(done, total int, what string) {
+		switch {
+		case tty && done == total:
+			fmt.Fprintf(stderr, "\r\033[K")
+		case tty:
 			fmt.Fprintf(stderr, "\r\033[K[%d/%d %s] %s", done+1, total, time.Since(start).Round(time.Second), what)
+		case done < total:
+			fmt.Fprintf(stderr, "ktls bench: [%d/%d %s] %s\n", done+1, total, time.Since(start).Round(time.Second), what)
 		}
 	}
 	return bench.Run(ctx, bo)

@@ -56,16 +56,26 @@ func WriteTable(w io.Writer, results []Result) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	first := true
+	// Unavailable paths, grouped by reason.
+	var reasons []string
+	names := map[string][]string{}
 	for _, r := range results {
 		if r.Available {
 			continue
 		}
-		if first {
-			fmt.Fprintln(w, "\nNot measured:")
-			first = false
+		if names[r.Reason] == nil {
+			reasons = append(reasons, r.Reason)
 		}
-		fmt.Fprintf(w, "  %s: %s\n", r.Name(), r.Reason)
+		names[r.Reason] = append(names[r.Reason], r.Name())
+	}
+	if len(reasons) > 0 {
+		fmt.Fprintln(w, "\nNot measured:")
+	}
+	for _, why := range reasons {
+		fmt.Fprintf(w, "  %s:\n", why)
+		for _, n := range names[why] {
+			fmt.Fprintf(w, "    %s\n", n)
+		}
 	}
 	return nil
 }
