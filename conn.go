@@ -632,7 +632,9 @@ func (c *Conn) sendAlert(a record.Alert) {
 // WriteRecord sends p as one record of content type typ, as ktls(4) and
 // Linux do for sendmsg with a TLS_SET_RECORD_TYPE control message: through
 // the kernel when it owns the sending direction, else through the
-// user-space record layer. len(p) must not exceed record.MaxPlaintext.
+// user-space record layer. len(p) must not exceed record.MaxPlaintext
+// (else EMSGSIZE), and typ must be one TLS defines (20 to 23, not
+// change_cipher_spec after a TLS 1.3 handshake; else EINVAL).
 // Linux's kernel TLS makes no record of an empty sendmsg, so there an empty
 // p fails with an error wrapping EINVAL; in user space it sends a
 // zero-length record. The caller speaks the protocol: a KeyUpdate sent this
@@ -647,6 +649,9 @@ func (c *Conn) WriteRecord(typ record.ContentType, p []byte) error {
 	}
 	if len(p) > record.MaxPlaintext {
 		return fmt.Errorf("ktls: record payload of %d bytes: %w", len(p), syscall.EMSGSIZE)
+	}
+	if typ < record.TypeChangeCipherSpec || typ > record.TypeApplicationData || typ == record.TypeChangeCipherSpec && c.state.Version == tls.VersionTLS13 {
+		return fmt.Errorf("ktls: cannot send a %v record after a %s handshake: %w", typ, tls.VersionName(c.state.Version), syscall.EINVAL)
 	}
 	c.out.Lock()
 	defer c.out.Unlock()
