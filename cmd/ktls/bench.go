@@ -55,6 +55,7 @@ type benchOptions struct {
 	rounds      int
 	concurrency int
 	run         string
+	cpuprofile  string
 }
 
 // benchFlags returns the flag set of ktls bench. Its Usage prints to w.
@@ -74,6 +75,7 @@ func benchFlags(w io.Writer) (*flag.FlagSet, *benchOptions) {
 	fs.IntVar(&o.rounds, "rounds", 0, "run every path `N` times, interleaved (default 3)")
 	fs.IntVar(&o.concurrency, "concurrency", 8, "`N` concurrent clients in the 4 KiB HTTP scenario")
 	fs.StringVar(&o.run, "run", "", "measure only the paths whose name (as in the table: engine path version suite) contains one of the comma-separated `STRINGS`, and their baselines")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of every sender and receiver process into `DIR` (go tool pprof)")
 	fs.Usage = func() {
 		fmt.Fprint(w, benchUsage)
 		printFlags(w, fs)
@@ -224,6 +226,12 @@ func (o *benchOptions) results(ctx context.Context, stderr io.Writer) ([]bench.R
 		Rounds:      o.rounds,
 		Concurrency: o.concurrency,
 		Command:     []string{exe, "bench"},
+		ProfileDir:  o.cpuprofile,
+	}
+	if o.cpuprofile != "" {
+		if err := os.MkdirAll(o.cpuprofile, 0o755); err != nil {
+			return nil, err
+		}
 	}
 	if o.run != "" {
 		bo.Filter = strings.Split(o.run, ",")

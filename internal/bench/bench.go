@@ -47,7 +47,7 @@ const (
 	MethodReadFromFile = "readfrom-file" // ReadFrom an *os.File (ktls user space)
 	MethodSpliceTCP    = "splice-tcp"    // ReadFrom a TCP socket: splice(2)
 	MethodCopyTCP      = "copy-tcp"      // io.Copy from a TCP socket (crypto/tls)
-	MethodHandshake    = "handshake"     // TCP connect, handshake (+ hand-off), one byte
+	MethodHandshake    = "handshake"     // TCP connect, handshake (+ hand-off), one byte each way, close
 	MethodHTTPLarge    = "http-large"    // GET a large file, HTTP/1.1
 	MethodHTTPSmall    = "http-4k"       // GET a 4 KiB file, concurrent clients
 )
@@ -74,6 +74,9 @@ type Options struct {
 	// Filter, if not empty, keeps only the paths whose name (see
 	// Result.Name) contains one of its strings.
 	Filter []string
+	// ProfileDir, if not empty, is a directory where every child writes
+	// a CPU profile (go tool pprof), named after the path, round and role.
+	ProfileDir string
 	// Progress, if not nil, is called before each measurement.
 	Progress func(done, total int, what string)
 }
@@ -296,7 +299,7 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	var out []Result
 	for _, j := range jobs {
 		if !slices.Contains(todo, j) {
-			if !j.res.Available {
+			if !j.res.Available && j.selected(o.Filter) {
 				out = append(out, *j.res)
 			}
 			continue
@@ -407,6 +410,14 @@ func (r *runner) measure(ctx context.Context, j *job) (sample, error) {
 		if j.method == MethodSpliceTCP || j.method == MethodCopyTCP {
 			feed = &childSpec{Role: roleFeed, Engine: EngineTCP, Size: r.o.Size, WriteSize: r.o.WriteSize}
 		}
+	}
+	if r.o.ProfileDir != "" {
+		name := strings.NewReplacer("/", "-", " ", "_", "(", "", ")", "").Replace(j.res.Name())
+		prof := func(s *childSpec) {
+			s.Profile = filepath.Join(r.o.ProfileDir, fmt.Sprintf("%s.r%d.%s.pprof", name, len(j.rounds)+1, s.Role))
+		}
+		prof(&srv)
+		prof(&cli)
 	}
 	var cliEnv []string
 	if j.sc.chacha {

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -58,6 +59,7 @@ type childSpec struct {
 	URLPath     string        `json:"url_path,omitempty"`
 	Concurrency int           `json:"concurrency,omitempty"`
 	Duration    time.Duration `json:"duration,omitempty"`
+	Profile     string        `json:"profile,omitempty"` // write a CPU profile here
 }
 
 // childResult is what a child reports on its last line of output.
@@ -82,6 +84,19 @@ func RunChild(spec string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err := json.Unmarshal([]byte(spec), &s); err != nil {
 		fmt.Fprintf(stderr, "ktls bench child: bad %s: %v\n", ChildEnv, err)
 		return 2
+	}
+	if s.Profile != "" {
+		f, err := os.Create(s.Profile)
+		if err != nil {
+			fmt.Fprintf(stderr, "ktls bench child: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "ktls bench child: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
 	}
 	res, err := s.run(stdin, stdout)
 	if err != nil {
@@ -395,7 +410,8 @@ func untilEOF(r io.Reader) <-chan struct{} {
 }
 
 // hsServer accepts connections until stdin ends; on each it runs the
-// handshake (and the hand-off), writes one byte and closes.
+// handshake (and the hand-off), echoes one byte and closes after the
+// client.
 func (s *childSpec) hsServer(stdin io.Reader, stdout io.Writer) (*childResult, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -414,8 +430,17 @@ func (s *childSpec) hsServer(stdin io.Reader, stdout io.Writer) (*childResult, e
 			go func() {
 				defer c.Close()
 				conn, r, err := s.wrap(c, true)
+				b := make([]byte, 1)
 				if err == nil {
-					_, err = conn.Write([]byte{1})
+					_, err = io.ReadFull(conn, b)
+				}
+				if err == nil {
+					_, err = conn.Write(b)
+				}
+				if err == nil {
+					// The client closes first: a kernel hand-off fails
+					// (ENOTCONN) on a socket whose peer has closed.
+					_, err = io.Copy(io.Discard, conn)
 				}
 				if err != nil {
 					first.Do(func() { firstErr = err })
@@ -438,7 +463,8 @@ func (s *childSpec) hsServer(stdin io.Reader, stdout io.Writer) (*childResult, e
 	return res, firstErr
 }
 
-// hsClient runs handshakes one after another for Duration.
+// hsClient runs handshakes one after another for Duration: connect,
+// handshake (and hand-off), one byte there and back, close.
 func (s *childSpec) hsClient() (*childResult, error) {
 	res := &childResult{}
 	m := startMeter(false)
@@ -450,7 +476,13 @@ func (s *childSpec) hsClient() (*childResult, error) {
 		}
 		conn, r, err := s.wrap(c, false)
 		if err == nil {
+			_, err = conn.Write(b)
+		}
+		if err == nil {
 			_, err = io.ReadFull(conn, b)
+		}
+		if err == nil {
+			err = conn.Close()
 		}
 		c.Close()
 		if err != nil {

@@ -33,22 +33,32 @@ func ReadJSON(r io.Reader) ([]Result, error) {
 // handshakes and HTTP scenarios (operations per second), then the paths
 // that could not run and why.
 func WriteTable(w io.Writer, results []Result) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "engine\tpath\tversion\tsuite\tGbit/s\tsnd CPU s/GB\trcv CPU s/GB\tsyscalls/MiB\tvs crypto/tls\tsnd CPU vs\trcv CPU vs\t")
+	var bulk, ops []Result
 	for _, r := range results {
-		if !r.Available || r.OpsPerSecond != 0 {
-			continue
+		switch {
+		case !r.Available:
+		case r.OpsPerSecond != 0:
+			ops = append(ops, r)
+		default:
+			bulk = append(bulk, r)
 		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	if len(bulk) > 0 {
+		fmt.Fprintln(tw, "engine\tpath\tversion\tsuite\tGbit/s\tsnd CPU s/GB\trcv CPU s/GB\tsyscalls/MiB\tvs crypto/tls\tsnd CPU vs\trcv CPU vs\t")
+	}
+	for _, r := range bulk {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%.3f\t%.3f\t%s\t%.2fx\t%.2fx\t%.2fx\t\n",
 			r.Engine, r.Path, dash(r.Version), dash(r.Suite), r.ThroughputGbps, r.SenderCPUPerGB, r.ReceiverCPUPerGB,
 			syscalls(r.SyscallsPerMiB), r.RatioVsCryptoTLS, r.SenderCPURatio, r.ReceiverCPURatio)
 	}
-	fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t\t\t\t")
-	fmt.Fprintln(tw, "engine\tpath\tversion\tsuite\tops/s\tsnd CPU µs/op\trcv CPU µs/op\t\tvs crypto/tls\tsnd CPU vs\trcv CPU vs\t")
-	for _, r := range results {
-		if !r.Available || r.OpsPerSecond == 0 {
-			continue
-		}
+	if len(bulk) > 0 && len(ops) > 0 {
+		fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t\t\t\t")
+	}
+	if len(ops) > 0 {
+		fmt.Fprintln(tw, "engine\tpath\tversion\tsuite\tops/s\tsnd CPU µs/op\trcv CPU µs/op\t\tvs crypto/tls\tsnd CPU vs\trcv CPU vs\t")
+	}
+	for _, r := range ops {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t\t%.2fx\t%.2fx\t%.2fx\t\n",
 			r.Engine, r.Path, dash(r.Version), dash(r.Suite), r.OpsPerSecond, r.SenderCPUPerOpUs, r.ReceiverCPUPerOpUs,
 			r.RatioVsCryptoTLS, r.SenderCPURatio, r.ReceiverCPURatio)
