@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -80,5 +83,33 @@ func TestKernelProxy(t *testing.T) {
 				t.Errorf("read %d, wrote %d bytes through user space for %d moved: the proxy did not splice", r1-r0, w1-w0, moved)
 			}
 		})
+	}
+}
+
+// TestKernelGet downloads 16 MiB from ktls serve (both directions in the
+// kernel) with ktls get --rx kernel into a file and checks that the body
+// was spliced: besides the server's sendfile, which /proc/self/io counts
+// once as read and once as written, this process read and wrote almost
+// nothing through user space.
+func TestKernelGet(t *testing.T) {
+	ktlstest.RequireKernel(t)
+	www, big := tree(t, 16<<20)
+	ts := startServe(t, &serveOptions{dir: www, tx: ktls.OffloadKernel, rx: ktls.OffloadKernel})
+	out := filepath.Join(t.TempDir(), "big.bin")
+	r0, w0 := ioCounters(t)
+	status, _, stderr := runGetCmd(t, "-k", "-v", "--rx", "kernel", "-o", out, "https://"+ts.addr+"/big.bin")
+	r1, w1 := ioCounters(t)
+	got, _ := os.ReadFile(out)
+	if status != 0 || !bytes.Equal(got, big) {
+		t.Fatalf("status %d, %d of %d bytes, stderr %q", status, len(got), len(big), stderr)
+	}
+	if !regexp.MustCompile(`rx=kernel-(sw|ifnet)`).MatchString(stderr) {
+		t.Errorf("receiving direction not in the kernel: %q", stderr)
+	}
+	t.Logf("ktls get -v: %s", stderr)
+	t.Logf("%d bytes: this process read %d and wrote %d bytes through user space (the server's sendfile alone: %d each)",
+		len(big), r1-r0, w1-w0, len(big))
+	if n := int64(len(big)); r1-r0 > n*3/2 || w1-w0 > n*3/2 {
+		t.Errorf("read %d, wrote %d for %d bytes: the body was not spliced", r1-r0, w1-w0, n)
 	}
 }

@@ -1,12 +1,17 @@
 // Command ktls is the command-line face of the ktls project: an HTTPS file
 // server whose connections run over kernel TLS (serve) and a check of what
-// kernel TLS the machine offers (check), with a TLS terminating proxy,
-// counters and a client download to follow.
+// kernel TLS the machine offers (check), a TLS terminating proxy (proxy),
+// counters (stat), a client download (get) and a benchmark (bench).
 //
 // Usage:
 //
 //	ktls serve [flags] [DIR]    serve DIR over HTTPS (HTTP/1.1 and HTTP/2)
+//	ktls proxy --listen ADDR --to ADDR [flags]
+//	                            relay TCP, terminating (or originating) TLS
 //	ktls check [--json]         report what kernel TLS this machine offers
+//	ktls stat [--url URL]       print the kernel's (or a server's) TLS counters
+//	ktls get [flags] URL        download an https URL
+//	ktls bench [flags]          measure the data paths on loopback
 //	ktls help [COMMAND]         show help
 //	ktls version                print the version
 //
@@ -38,11 +43,14 @@ decrypts (kernel TLS), with a user-space record layer where the kernel cannot.
 
 Commands:
   serve [DIR]   serve the files under DIR over HTTPS (HTTP/1.1 and HTTP/2)
+  proxy         relay TCP connections, terminating TLS (or, with
+                --upstream-tls, originating it), with splice both ways
   check         report what kernel TLS this machine offers
+  stat          print the kernel's TLS counters, or a server's (--url)
+  get URL       download an https URL (splice into the file)
+  bench         measure the data paths on loopback
   help [CMD]    show this help, or the help of a command
   version       print the version
-
-Planned: proxy, stat, get, bench.
 
 Run 'ktls help COMMAND' for the flags of a command.
 `
@@ -98,6 +106,10 @@ func help(cmd string, stdout, stderr io.Writer) int {
 		return runStat(context.Background(), []string{"-h"}, stdout, stderr)
 	case "get":
 		return runGet(context.Background(), []string{"-h"}, stdout, stderr)
+	case "bench":
+		fs, _ := benchFlags(stdout)
+		fs.Usage()
+		return 0
 	}
 	fmt.Fprintf(stderr, "ktls help: unknown command %q\nRun 'ktls help' for usage.\n", cmd)
 	return exitUsage
@@ -147,6 +159,9 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 	fs.VisitAll(func(f *flag.Flag) {
 		name, text := flag.UnquoteUsage(f)
 		line := "  --" + f.Name
+		if len(f.Name) == 1 {
+			line = "  -" + f.Name
+		}
 		if name != "" {
 			line += " " + strings.ToUpper(name)
 		}
