@@ -44,6 +44,7 @@ Flags:
 // benchOptions are the settings of ktls bench.
 type benchOptions struct {
 	json        bool
+	markdown    bool
 	quick       bool
 	plot        string
 	from        string
@@ -64,6 +65,7 @@ func benchFlags(w io.Writer) (*flag.FlagSet, *benchOptions) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.BoolVar(&o.json, "json", false, "print the results as one JSON array instead of a table")
+	fs.BoolVar(&o.markdown, "markdown", false, "print the results as Markdown tables instead of a text table")
 	fs.BoolVar(&o.quick, "quick", false, "a short run: --size 64MiB --rounds 1 --duration 500ms unless given")
 	fs.StringVar(&o.plot, "plot", "", "draw the ratios to crypto/tls as a bar chart into `FILE` (.png, .svg or .pdf)")
 	fs.StringVar(&o.from, "from", "", "measure nothing: read the results from `FILE`, written by --json, and print the table (or --plot)")
@@ -153,9 +155,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return 1
 		}
 	}
-	if o.json {
+	switch {
+	case o.json:
 		err = bench.WriteJSON(stdout, results)
-	} else {
+	case o.markdown:
+		err = bench.WriteMarkdown(stdout, results)
+	default:
 		err = bench.WriteTable(stdout, results)
 	}
 	if err != nil {
@@ -198,6 +203,8 @@ func (o *benchOptions) check() error {
 		return errors.New("--concurrency must be positive")
 	case o.writeSize > 1<<30:
 		return errors.New("--write-size must be at most 1GiB")
+	case o.json && o.markdown:
+		return errors.New("--json and --markdown exclude each other")
 	case o.fileSize > o.size:
 		return errors.New("--file-size must not exceed --size")
 	}

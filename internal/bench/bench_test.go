@@ -83,6 +83,19 @@ func TestTable(t *testing.T) {
 	}
 }
 
+func TestMarkdown(t *testing.T) {
+	var buf bytes.Buffer
+	if err := WriteMarkdown(&buf, sampleResults()); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{"| ktls-user | write | TLS 1.3 | AES-128-GCM | 12.00 |", "| ktls-user | handshake | TLS 1.3 | 900 |", "- ktls-kernel sendfile TLS 1.2 AES-256-GCM: kernel TLS unavailable: test"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 func TestPlot(t *testing.T) {
 	for _, ext := range []string{"png", "svg"} {
 		file := filepath.Join(t.TempDir(), "ratios."+ext)

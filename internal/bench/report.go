@@ -103,3 +103,51 @@ func syscalls(v float64) string {
 	}
 	return fmt.Sprintf("%.1f", v)
 }
+
+// WriteMarkdown writes the results as Markdown tables, as WriteTable does
+// in text.
+func WriteMarkdown(w io.Writer, results []Result) error {
+	var bulk, ops []Result
+	for _, r := range results {
+		switch {
+		case !r.Available:
+		case r.OpsPerSecond != 0:
+			ops = append(ops, r)
+		default:
+			bulk = append(bulk, r)
+		}
+	}
+	if len(bulk) > 0 {
+		fmt.Fprintln(w, "| engine | path | version | suite | Gbit/s | sender CPU s/GB | receiver CPU s/GB | syscalls/MiB | throughput vs crypto/tls | sender CPU vs | receiver CPU vs |")
+		fmt.Fprintln(w, "|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|")
+	}
+	for _, r := range bulk {
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f | %.3f | %.3f | %s | %.2fx | %.2fx | %.2fx |\n",
+			r.Engine, r.Path, dash(r.Version), dash(r.Suite), r.ThroughputGbps, r.SenderCPUPerGB, r.ReceiverCPUPerGB,
+			syscalls(r.SyscallsPerMiB), r.RatioVsCryptoTLS, r.SenderCPURatio, r.ReceiverCPURatio)
+	}
+	if len(ops) > 0 {
+		if len(bulk) > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintln(w, "| engine | path | version | ops/s | server CPU µs/op | client CPU µs/op | ops/s vs crypto/tls | server CPU vs | client CPU vs |")
+		fmt.Fprintln(w, "|---|---|---|--:|--:|--:|--:|--:|--:|")
+	}
+	for _, r := range ops {
+		fmt.Fprintf(w, "| %s | %s | %s | %.0f | %.0f | %.0f | %.2fx | %.2fx | %.2fx |\n",
+			r.Engine, r.Path, dash(r.Version), r.OpsPerSecond, r.SenderCPUPerOpUs, r.ReceiverCPUPerOpUs,
+			r.RatioVsCryptoTLS, r.SenderCPURatio, r.ReceiverCPURatio)
+	}
+	first := true
+	for _, r := range results {
+		if r.Available {
+			continue
+		}
+		if first {
+			fmt.Fprint(w, "\nNot measured:\n\n")
+			first = false
+		}
+		fmt.Fprintf(w, "- %s: %s\n", r.Name(), r.Reason)
+	}
+	return nil
+}
