@@ -58,6 +58,11 @@ type Conn struct {
 		closeNotifyErr  error
 	}
 
+	// tickets seals NewSessionTicket messages received after the hand-off
+	// for crypto/tls (see storeTicket): the server's first application
+	// traffic key at the sequence number crypto/tls's reading is at. Set on
+	// TLS 1.3 clients with a ClientSessionCache; guarded by in.
+	tickets        *record.Sealer
 	ticketsRead    int           // TLS 1.3 NewSessionTicket records crypto/tls read before the hand-off
 	ticketsDropped atomic.Uint64 // TLS 1.3 NewSessionTicket records after hand-off
 	sendfileBytes  atomic.Int64  // bytes sent by sendfile(2) in ReadFrom
@@ -149,6 +154,11 @@ func (c *Conn) handOff() error {
 	}
 	defer tx.Wipe()
 	defer rx.Wipe()
+	if c.isClient && st.Version == tls.VersionTLS13 && c.clientConfig.ClientSessionCache != nil && !c.clientConfig.SessionTicketsDisabled {
+		if c.tickets, err = record.NewSealer(rx); err != nil {
+			return err
+		}
+	}
 
 	txKernel, err := c.wantKernel(txPol, st.Version)
 	if err != nil {
@@ -310,9 +320,9 @@ var ErrTruncated = fmt.Errorf("ktls: connection closed without close_notify: %w"
 // (TLS 1.2 warning alerts are skipped); a TLS 1.3 KeyUpdate re-keys the
 // receiving direction and, when the peer asks for it, is answered with our
 // own KeyUpdate and a new sending key; a TLS 1.3 NewSessionTicket on a
-// client is dropped and counted (Statistics.Control.TicketsDropped; tickets
-// queued when the handshake ends are stored in the client's
-// ClientSessionCache); anything else (ChangeCipherSpec, other handshake
+// client is stored in the client's ClientSessionCache by crypto/tls when
+// one is configured (Statistics.Control.TicketsStored), else dropped
+// (TicketsDropped); anything else (ChangeCipherSpec, other handshake
 // messages, an unknown type) is answered with an unexpected_message alert and
 // an error. A bad record gives the errors of package record, wrapping
 // EBADMSG, EMSGSIZE or EINVAL, and the matching alert is sent to the peer.
@@ -507,8 +517,9 @@ func (c *Conn) postHandshake(data []byte) error {
 		data = data[n:]
 		switch {
 		case msg[0] == typeNewSessionTicket && c.isClient:
-			counters.ticketsDropped.Add(1)
-			c.ticketsDropped.Add(1)
+			if err := c.storeTicket(msg); err != nil {
+				return fail(record.AlertDecodeError, err.Error())
+			}
 		case msg[0] == typeKeyUpdate:
 			counters.keyUpdates.Add(1)
 			switch {
@@ -524,6 +535,34 @@ func (c *Conn) postHandshake(data []byte) error {
 			return fail(record.AlertUnexpectedMessage, fmt.Sprintf("unexpected handshake message type %d after the handshake", msg[0]))
 		}
 	}
+	return nil
+}
+
+// storeTicket hands a TLS 1.3 NewSessionTicket message to crypto/tls, which
+// stores it in the client's ClientSessionCache: the message is sealed again
+// under the server's first application traffic key at the sequence number
+// crypto/tls's reading is at (whatever KeyUpdates happened since, crypto/tls
+// still has that key) and fed to the tls.Conn through the handshake conn
+// (handshake.Conn.Feed), after which its Read meets handshake.ErrDetached, a
+// timeout it does not record as an error. Without a cache the ticket is
+// dropped. Both are counted. c.in is held.
+func (c *Conn) storeTicket(msg []byte) error {
+	if c.tickets == nil {
+		counters.ticketsDropped.Add(1)
+		c.ticketsDropped.Add(1)
+		return nil
+	}
+	rec, err := c.tickets.Seal(nil, record.TypeHandshake, msg)
+	if err != nil {
+		return err
+	}
+	c.hc.Feed(rec)
+	var one [1]byte
+	if _, err := c.tls.Read(one[:]); !errors.Is(err, handshake.ErrDetached) {
+		c.tickets = nil
+		return fmt.Errorf("NewSessionTicket refused by crypto/tls: %v", err)
+	}
+	counters.ticketsStored.Add(1)
 	return nil
 }
 
@@ -626,7 +665,12 @@ func (c *Conn) sendAlert(a record.Alert) {
 	}
 	c.out.closeNotifySent = true
 	c.out.closeNotifyErr = errShutdown
-	c.writeRecordLocked(record.TypeAlert, []byte{2, byte(a)})
+	alert := []byte{2, byte(a)}
+	if err := c.writeRecordLocked(record.TypeAlert, alert); err != nil && c.txMode.IsKernel() {
+		// Linux leaves a failed decryption's EBADMSG in sk_err, which
+		// the next sendmsg reports (and clears) without sending.
+		c.writeRecordLocked(record.TypeAlert, alert)
+	}
 }
 
 // WriteRecord sends p as one record of content type typ, as ktls(4) and

@@ -371,6 +371,18 @@ func (c *Conn) Detach() {
 	c.release()
 }
 
+// Feed makes rec, one whole record, the next (and last) thing crypto/tls
+// reads after the hand-off: its Read gets rec, then ErrDetached again. This
+// lets crypto/tls process a post-handshake message the connection's new
+// owner received (a TLS 1.3 NewSessionTicket, to be stored in the client's
+// ClientSessionCache), re-sealed by the caller under the key and at the
+// sequence number crypto/tls expects. Call it only after Detach, from the
+// goroutine that then calls the tls.Conn's Read.
+func (c *Conn) Feed(rec []byte) {
+	c.rbuf = append(c.rbuf[:0], rec...)
+	c.roff, c.ready = 0, true
+}
+
 // Passthrough keeps the whole connection on crypto/tls: Read and Write go
 // straight to the socket from now on, and the secrets are dropped.
 func (c *Conn) Passthrough() {
