@@ -8,8 +8,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -24,9 +26,14 @@ Report what kernel TLS this machine offers: whether the TLS upper layer
 protocol can be attached (Linux) or ktls(4) is enabled (FreeBSD) and, if so,
 which cipher suites the kernel takes for each direction, found by installing
 a dummy all-zero key on a loopback TCP connection. Exits with status 0 when
-kernel TLS is available and 1 when it is not.
+kernel TLS is available and 1 when it is not, with a hint on how to enable
+it.
 
-NIC offload (ethtool tls-hw-tx-offload / ifconfig TXTLS4) is not checked yet.
+It also lists the TLS offload features of each network interface: on Linux
+the ethtool features tls-hw-tx-offload, tls-hw-rx-offload and tls-hw-record
+("ethtool -k"), on FreeBSD the capabilities TXTLS4, TXTLS6 and TXTLS_RTLMT
+("ifconfig -m"); "none" when an interface has none of them. On FreeBSD the
+kern.ipc.tls settings and kern.ipc.mb_use_ext_pgs are shown too.
 
 Flags:
 `
@@ -56,6 +63,40 @@ type checkReport struct {
 	// time, which kernels with KeyUpdate support (Linux 6.14+) accept.
 	Rekey    string `json:"tls13_tx_rekey,omitempty"`
 	Counters int    `json:"counters"`
+	// Hint says how to enable kernel TLS when it is unavailable.
+	Hint string `json:"hint,omitempty"`
+	// Sysctls are settings that matter to kernel TLS (FreeBSD).
+	Sysctls map[string]string `json:"sysctls,omitempty"`
+	NICs    []nicReport       `json:"nic_offload"`
+}
+
+// nicReport is the TLS offload of one network interface.
+type nicReport struct {
+	Interface string `json:"interface,omitempty"`
+	// Features are the TLS offload features the interface has.
+	Features []nicFeature `json:"features"`
+	Error    string       `json:"error,omitempty"`
+}
+
+// nicFeature is one TLS offload feature: whether it is on, and whether it
+// is fixed (cannot be changed; ethtool's "[fixed]").
+type nicFeature struct {
+	Name   string `json:"name"`
+	Active bool   `json:"active"`
+	Fixed  bool   `json:"fixed,omitempty"`
+}
+
+// String returns the feature as ethtool -k prints it ("tls-hw-tx-offload:
+// off [fixed]").
+func (f nicFeature) String() string {
+	s := f.Name + ": off"
+	if f.Active {
+		s = f.Name + ": on"
+	}
+	if f.Fixed {
+		s += " [fixed]"
+	}
+	return s
 }
 
 // suiteReport is the kernel's answer for one suite and direction: "yes",
@@ -109,8 +150,11 @@ func check() *checkReport {
 	if stats, err := kernel.Stats(); err == nil {
 		r.Counters = len(stats)
 	}
+	r.Sysctls = sysctls()
+	r.NICs = nicOffload()
 	if err := kernel.Supported(); err != nil {
 		r.Reason = err.Error()
+		r.Hint = enableHint
 		return r
 	}
 	r.KernelTLS = true
@@ -233,7 +277,31 @@ func (r *checkReport) print(w io.Writer) {
 	if r.Rekey != "" {
 		fmt.Fprintf(tw, "TLS 1.3 rekey\t%s\n", r.Rekey)
 	}
-	fmt.Fprintf(tw, "NIC offload\tnot checked yet\n")
+	if r.Hint != "" {
+		fmt.Fprintf(tw, "to enable\t%s\n", r.Hint)
+	}
+	for _, k := range slices.Sorted(maps.Keys(r.Sysctls)) {
+		fmt.Fprintf(tw, "%s\t%s\n", k, r.Sysctls[k])
+	}
+	label := "NIC offload"
+	for _, n := range r.NICs {
+		desc := "none"
+		if len(n.Features) > 0 {
+			var fs []string
+			for _, f := range n.Features {
+				fs = append(fs, f.String())
+			}
+			desc = strings.Join(fs, ", ")
+		}
+		if n.Error != "" {
+			desc += " (" + n.Error + ")"
+		}
+		if n.Interface != "" {
+			desc = n.Interface + ": " + desc
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", label, desc)
+		label = ""
+	}
 	tw.Flush()
 	if len(r.Suites) == 0 {
 		return

@@ -333,7 +333,8 @@ func (s *sink) count(n int64) {
 
 // ReadFrom moves r's bytes to the file with the file's ReadFrom (splice
 // from a socket) in steps of at most 1 MiB, so that the progress moves, and
-// up to the body's length. It returns nil at the end of r or of the body.
+// up to the body's length. It returns nil at the end of r and errBodyDone
+// at the end of the body.
 func (s *sink) ReadFrom(r io.Reader) (int64, error) {
 	if s.f == nil {
 		return io.Copy(struct{ io.Writer }{s}, r)
@@ -352,7 +353,7 @@ func (s *sink) ReadFrom(r io.Reader) (int64, error) {
 			return total, err
 		}
 	}
-	return total, nil
+	return total, errBodyDone
 }
 
 // progress draws a progress bar of *n out of size bytes (-1: unknown) on

@@ -301,7 +301,7 @@ func (p *proxy) handle(ctx context.Context, c net.Conn) {
 	}
 	r := relay(kc, plain, p.o.idle)
 	p.logger.Debug("closed", "remote", remote, "tls_in", r.in, "tls_out", r.out,
-		"splice_in", rx.IsKernel(), "splice_out", tx.IsKernel(), "duration", time.Since(start), "err", r.err)
+		"splice_in", rx.IsKernel(), "splice_out", tx.IsKernel(), "truncated", r.truncated, "duration", time.Since(start), "err", r.err)
 }
 
 // connect makes the TLS side and the plain side of the accepted conn c.
@@ -335,7 +335,10 @@ func (p *proxy) connect(ctx context.Context, c net.Conn) (*ktls.Conn, net.Conn, 
 // (sent on the TLS side).
 type relayResult struct {
 	in, out int64
-	err     error
+	// truncated is set when the TLS side's stream ended without
+	// close_notify.
+	truncated bool
+	err       error
 }
 
 // errIdle ends a relay that saw no data for the idle timeout.
@@ -366,6 +369,11 @@ func relay(kc *ktls.Conn, plain net.Conn, idle time.Duration) relayResult {
 		defer wg.Done()
 		n, err := pump(func() (int64, error) { return kc.WriteTo(plain) }, kc, plain, idle, &last)
 		r.in = n
+		if errors.Is(err, ktls.ErrTruncated) {
+			// The TLS peer closed TCP without close_notify: the plain
+			// side can only see a FIN either way.
+			r.truncated, err = true, nil
+		}
 		if err == nil {
 			err = closeWrite(plain)
 		}

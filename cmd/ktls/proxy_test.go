@@ -386,3 +386,26 @@ func ioCounters(t *testing.T) (rchar, wchar int64) {
 	}
 	return rchar, wchar
 }
+
+// TestProxyTruncated: a TLS client that ends its TCP stream without
+// close_notify is passed on as a FIN and logged as truncated.
+func TestProxyTruncated(t *testing.T) {
+	e := &exchange{got: make(chan []byte, 1), reply: []byte("bye")}
+	addr, logs := proxyPair(t, false, &proxyOptions{}, e.serve)
+	c := proxyClient(t, addr, false).(*tls.Conn)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	c.NetConn().(*net.TCPConn).CloseWrite()
+	if got := <-e.got; string(got) != "hi" {
+		t.Errorf("backend got %q", got)
+	}
+	if b, err := io.ReadAll(c); string(b) != "bye" {
+		t.Errorf("client read %q, %v", b, err)
+	}
+	waitLog(t, logs, "msg=closed")
+	if !strings.Contains(logs.String(), "truncated=true") {
+		t.Error("not logged as truncated")
+	}
+}
