@@ -457,6 +457,20 @@ func (r *runner) measure(ctx context.Context, j *job) (sample, error) {
 		return sample{}, err
 	}
 	defer client.kill()
+	if cli.Role == roleHTTPClient {
+		// The clients are connected: measure from here.
+		if line, err := client.line(); err != nil {
+			return sample{}, err
+		} else if line != "warm" {
+			return sample{}, fmt.Errorf("client child: unexpected %q", line)
+		}
+		if _, err := io.WriteString(server.stdin, "start\n"); err != nil {
+			return sample{}, err
+		}
+		if _, err := io.WriteString(client.stdin, "go\n"); err != nil {
+			return sample{}, err
+		}
+	}
 	cres, err := client.result()
 	if err != nil {
 		return sample{}, err

@@ -123,7 +123,7 @@ func (s *childSpec) run(stdin io.Reader, stdout io.Writer) (*childResult, error)
 	case roleHTTPServer:
 		return s.httpServer(stdin, stdout)
 	case roleHTTPClient:
-		return s.httpClient()
+		return s.httpClient(stdin, stdout)
 	}
 	return nil, fmt.Errorf("unknown role %q", s.Role)
 }
@@ -215,8 +215,9 @@ type tlsConn interface {
 }
 
 // wrap runs the handshake of the engine on c and returns the connection
-// to use (c itself for plain TCP).
-func (s *childSpec) wrap(c net.Conn, server bool) (net.Conn, *childResult, error) {
+// to use (c itself for plain TCP). With mode set, the result holds the ktls
+// connection's modes (a sock_diag query for a kernel engine).
+func (s *childSpec) wrap(c net.Conn, server, mode bool) (net.Conn, *childResult, error) {
 	res := &childResult{}
 	if s.Engine == EngineTCP {
 		return c, res, nil
@@ -241,7 +242,7 @@ func (s *childSpec) wrap(c net.Conn, server bool) (net.Conn, *childResult, error
 	}
 	st := tc.ConnectionState()
 	res.Version, res.Suite = st.Version, st.CipherSuite
-	if kc, ok := tc.(*ktls.Conn); ok {
+	if kc, ok := tc.(*ktls.Conn); ok && mode {
 		tx, rx := kc.Mode()
 		res.TX, res.RX = tx.String(), rx.String()
 	}
@@ -278,7 +279,7 @@ func (s *childSpec) send(stdout io.Writer) (*childResult, error) {
 		}
 		defer src.Close()
 	}
-	conn, res, err := s.wrap(c, true)
+	conn, res, err := s.wrap(c, true, true)
 	if err != nil {
 		return nil, err
 	}
@@ -361,7 +362,7 @@ func (s *childSpec) recv() (*childResult, error) {
 		return nil, err
 	}
 	defer c.Close()
-	conn, res, err := s.wrap(c, false)
+	conn, res, err := s.wrap(c, false, true)
 	if err != nil {
 		return nil, err
 	}
@@ -419,8 +420,10 @@ func (s *childSpec) hsServer(stdin io.Reader, stdout io.Writer) (*childResult, e
 	}
 	res := &childResult{}
 	var ops atomic.Int64
+	var measured atomic.Bool // the modes are taken on the first connection
 	var first sync.Once
 	var firstErr error
+	var mu sync.Mutex
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -429,7 +432,7 @@ func (s *childSpec) hsServer(stdin io.Reader, stdout io.Writer) (*childResult, e
 			}
 			go func() {
 				defer c.Close()
-				conn, r, err := s.wrap(c, true)
+				conn, r, err := s.wrap(c, true, !measured.Swap(true))
 				b := make([]byte, 1)
 				if err == nil {
 					_, err = io.ReadFull(conn, b)
@@ -446,9 +449,15 @@ func (s *childSpec) hsServer(stdin io.Reader, stdout io.Writer) (*childResult, e
 					first.Do(func() { firstErr = err })
 					return
 				}
-				if ops.Add(1) == 1 {
-					res.Version, res.Suite, res.TX, res.RX = r.Version, r.Suite, r.TX, r.RX
+				if r.TX != "" || ops.Load() == 0 {
+					mu.Lock()
+					res.Version, res.Suite = r.Version, r.Suite
+					if r.TX != "" {
+						res.TX, res.RX = r.TX, r.RX
+					}
+					mu.Unlock()
 				}
+				ops.Add(1)
 				conn.Close()
 			}()
 		}
@@ -457,6 +466,8 @@ func (s *childSpec) hsServer(stdin io.Reader, stdout io.Writer) (*childResult, e
 	fmt.Fprintln(stdout, "ready "+ln.Addr().String())
 	<-untilEOF(stdin)
 	ln.Close()
+	mu.Lock()
+	defer mu.Unlock()
 	m.stop(res)
 	res.Ops = ops.Load()
 	first.Do(func() {})
@@ -474,7 +485,7 @@ func (s *childSpec) hsClient() (*childResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		conn, r, err := s.wrap(c, false)
+		conn, r, err := s.wrap(c, false, false)
 		if err == nil {
 			_, err = conn.Write(b)
 		}
@@ -529,10 +540,18 @@ func (s *childSpec) httpServer(stdin io.Reader, stdout io.Writer) (*childResult,
 	}
 	m := startMeter(false)
 	fmt.Fprintln(stdout, "ready "+ln.Addr().String())
+	// The parent writes "start" once the clients are connected, and
+	// closes stdin when they are done.
+	sc := bufio.NewScanner(stdin)
+	for sc.Scan() {
+		if sc.Text() == "start" {
+			m = startMeter(false)
+		}
+	}
 	select {
-	case <-untilEOF(stdin):
 	case err := <-served:
 		return nil, err
+	default:
 	}
 	res := m.stop(&childResult{})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -543,7 +562,7 @@ func (s *childSpec) httpServer(stdin io.Reader, stdout io.Writer) (*childResult,
 
 // httpClient GETs URLPath with Concurrency clients until Size bytes have
 // arrived (Size > 0) or for Duration, over HTTP/1.1 and crypto/tls.
-func (s *childSpec) httpClient() (*childResult, error) {
+func (s *childSpec) httpClient(stdin io.Reader, stdout io.Writer) (*childResult, error) {
 	cfg, _ := s.tlsConfig(false)
 	tr := &http.Transport{
 		TLSClientConfig:     cfg,
@@ -554,9 +573,41 @@ func (s *childSpec) httpClient() (*childResult, error) {
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
 	url := "https://" + s.Addr + s.URLPath
-	var bytes, ops atomic.Int64
+	get := func(url string, buf []byte) (int64, error) {
+		resp, err := client.Get(url)
+		if err != nil {
+			return 0, err
+		}
+		n, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{resp.Body}, buf)
+		resp.Body.Close()
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		return n, err
+	}
+	// Warm up: each client connects (and handshakes) with one small
+	// request; then the parent tells the server to start measuring and
+	// says "go" on stdin.
 	var wg sync.WaitGroup
 	errc := make(chan error, s.Concurrency)
+	for range s.Concurrency {
+		wg.Go(func() {
+			if _, err := get("https://"+s.Addr+"/small.bin", make([]byte, 8<<10)); err != nil {
+				errc <- err
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return nil, fmt.Errorf("warm-up: %w", err)
+	default:
+	}
+	fmt.Fprintln(stdout, "warm")
+	if _, err := bufio.NewReader(stdin).ReadString('\n'); err != nil {
+		return nil, fmt.Errorf("waiting for go: %w", err)
+	}
+	var bytes, ops atomic.Int64
 	m := startMeter(false)
 	for range s.Concurrency {
 		wg.Go(func() {
@@ -565,16 +616,7 @@ func (s *childSpec) httpClient() (*childResult, error) {
 				if s.Size > 0 && bytes.Load() >= s.Size || s.Size == 0 && time.Since(m.start) >= s.Duration {
 					return
 				}
-				resp, err := client.Get(url)
-				if err != nil {
-					errc <- err
-					return
-				}
-				n, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{resp.Body}, buf)
-				resp.Body.Close()
-				if err == nil && resp.StatusCode != http.StatusOK {
-					err = fmt.Errorf("GET %s: %s", url, resp.Status)
-				}
+				n, err := get(url, buf)
 				if err != nil {
 					errc <- err
 					return
