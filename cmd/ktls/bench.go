@@ -73,8 +73,8 @@ func benchFlags(w io.Writer) (*flag.FlagSet, *benchOptions) {
 	fs.Func("size", "bytes each bulk path moves and the large-file HTTP scenario downloads, `SIZE` (default 1GiB)", sizeFlag(&o.size))
 	fs.Func("file-size", "size of the file the file paths send over and over, `SIZE` (default min(size, 64MiB))", sizeFlag(&o.fileSize))
 	fs.Func("write-size", "bytes per Write on the write paths, `SIZE` (default 256KiB)", sizeFlag(&o.writeSize))
-	fs.DurationVar(&o.duration, "duration", 0, "how long the handshake and 4 KiB HTTP scenarios run, `DURATION` (default 2s)")
-	fs.IntVar(&o.rounds, "rounds", 0, "run every path `N` times, interleaved (default 3)")
+	fs.DurationVar(&o.duration, "duration", 2*time.Second, "how long the handshake and 4 KiB HTTP scenarios run, `DURATION`")
+	fs.IntVar(&o.rounds, "rounds", 3, "run every path `N` times, interleaved")
 	fs.IntVar(&o.concurrency, "concurrency", 8, "`N` concurrent clients in the 4 KiB HTTP scenario")
 	fs.StringVar(&o.run, "run", "", "measure only the paths whose name (as in the table: engine path version suite) contains one of the comma-separated `STRINGS`, and their baselines")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of every sender and receiver process into `DIR` (go tool pprof)")
@@ -136,7 +136,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		err = fmt.Errorf("unexpected arguments %q", pos)
 	}
 	if err == nil {
-		err = o.check()
+		given := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+		err = o.check(given)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "ktls bench: %v\nRun 'ktls help bench' for usage.\n", err)
@@ -170,34 +172,30 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return 0
 }
 
-// check fills in the defaults.
-func (o *benchOptions) check() error {
-	set := func(p *int64, full, quick int64) {
-		if *p == 0 {
-			*p = full
-			if o.quick {
-				*p = quick
-			}
-		}
+// check fills in the defaults of the size flags and, with --quick, of
+// the flags not given.
+func (o *benchOptions) check(given map[string]bool) error {
+	if o.size == 0 {
+		o.size = 1 << 30
 	}
-	set(&o.size, 1<<30, 64<<20)
-	set(&o.writeSize, 256<<10, 256<<10)
-	if o.duration == 0 {
-		o.duration = 2 * time.Second
-		if o.quick {
+	if o.writeSize == 0 {
+		o.writeSize = 256 << 10
+	}
+	if o.quick {
+		if !given["size"] {
+			o.size = 64 << 20
+		}
+		if !given["rounds"] {
+			o.rounds = 1
+		}
+		if !given["duration"] {
 			o.duration = 500 * time.Millisecond
 		}
 	}
-	if o.rounds == 0 {
-		o.rounds = 3
-		if o.quick {
-			o.rounds = 1
-		}
-	}
 	switch {
-	case o.duration < 0:
+	case o.duration <= 0:
 		return errors.New("--duration must be positive")
-	case o.rounds < 0:
+	case o.rounds <= 0:
 		return errors.New("--rounds must be positive")
 	case o.concurrency <= 0:
 		return errors.New("--concurrency must be positive")
