@@ -186,6 +186,22 @@ func (c *Conn) handOff() error {
 	return err
 }
 
+// wipeOnClose clears the kept traffic secrets of the directions not in use
+// (a Read or Write blocked on the socket returns soon after Close anyway;
+// its secret is then left to the garbage collector).
+func (c *Conn) wipeOnClose() {
+	if c.in.TryLock() {
+		clear(c.rxSecret)
+		c.rxSecret = nil
+		c.in.Unlock()
+	}
+	if c.out.TryLock() {
+		clear(c.txSecret)
+		c.txSecret = nil
+		c.out.Unlock()
+	}
+}
+
 // wipeSecrets clears the kept traffic secrets.
 func (c *Conn) wipeSecrets() {
 	clear(c.txSecret)
@@ -838,6 +854,7 @@ func (c *Conn) Close() error {
 		return c.conn.Close()
 	}
 	countClose(c.txMode, c.rxMode)
+	defer c.wipeOnClose()
 	if c.txMode == ModeNone {
 		return c.tls.Close()
 	}
