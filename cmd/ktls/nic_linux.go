@@ -12,7 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// nicFeatures are the ethtool features (ethtool -k) of TLS offload.
+// nicFeatures are the ethtool features (ethtool -k) of TLS offload; kernels
+// that no longer know tls-hw-record (7.3) leave it out.
 var nicFeatures = []string{"tls-hw-tx-offload", "tls-hw-rx-offload", "tls-hw-record"}
 
 const ethSSFeatures = 4 // ETH_SS_FEATURES, the feature names' string set

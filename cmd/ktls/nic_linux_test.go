@@ -7,7 +7,8 @@ import (
 )
 
 // TestEthtoolFeatures reads the features of lo: the kernel knows the TLS
-// feature names (Linux 4.19 and later), and lo has none of them.
+// feature names (Linux 4.19 and later; tls-hw-record is gone from 7.3), and
+// lo has none of them.
 func TestEthtoolFeatures(t *testing.T) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -20,6 +21,9 @@ func TestEthtoolFeatures(t *testing.T) {
 	}
 	for _, name := range nicFeatures {
 		f, ok := m[name]
+		if !ok && name == "tls-hw-record" {
+			continue // gone from newer kernels (not in 7.3)
+		}
 		if !ok || f.available || f.active {
 			t.Errorf("lo: %s: %+v (known %v)", name, f, ok)
 		}
