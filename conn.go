@@ -614,7 +614,7 @@ func (c *Conn) keyUpdate(requested bool) error {
 	}
 	c.out.Lock()
 	defer c.out.Unlock()
-	return c.updateTXLocked()
+	return c.updateTXLocked(false)
 }
 
 // nextSession replaces *secret by the next TLS 1.3 traffic secret and
@@ -632,17 +632,41 @@ func nextSession(suite uint16, secret *[]byte) (*record.Session, error) {
 	return record.TLS13Session(suite, next)
 }
 
-// keyUpdateNotRequested is a KeyUpdate message with update_not_requested.
-var keyUpdateNotRequested = []byte{typeKeyUpdate, 0, 0, 1, 0}
+// KeyUpdate sends a TLS 1.3 KeyUpdate message and moves the sending
+// direction to the next traffic secret (RFC 8446 section 4.6.3), in the
+// kernel (Linux 6.14 and later) or in user space. With requestPeer the
+// message asks the peer to update its sending keys too
+// (update_requested); Read follows the peer's KeyUpdate when it comes. It
+// fails with an error wrapping errors.ErrUnsupported for TLS 1.2 and
+// connections left on crypto/tls, and with the kernel's error (EBUSY) where
+// the kernel cannot re-key; the sending direction is then unusable.
+func (c *Conn) KeyUpdate(requestPeer bool) error {
+	if err := c.Handshake(); err != nil {
+		return err
+	}
+	if c.txMode == ModeNone || c.state.Version != tls.VersionTLS13 {
+		return fmt.Errorf("ktls: KeyUpdate needs TLS 1.3 with an offloaded sending direction: %w", errors.ErrUnsupported)
+	}
+	c.out.Lock()
+	defer c.out.Unlock()
+	if c.out.closeNotifySent {
+		return errShutdown
+	}
+	return c.updateTXLocked(requestPeer)
+}
 
-// updateTXLocked sends a KeyUpdate (update_not_requested) under the current
-// sending key and moves the sending direction to the next traffic secret.
-// After close_notify it does nothing. c.out is held.
-func (c *Conn) updateTXLocked() error {
+// updateTXLocked sends a KeyUpdate under the current sending key and moves
+// the sending direction to the next traffic secret. After close_notify it
+// does nothing. c.out is held.
+func (c *Conn) updateTXLocked(requestPeer bool) error {
 	if c.out.closeNotifySent {
 		return nil
 	}
-	if err := c.writeRecordLocked(record.TypeHandshake, keyUpdateNotRequested); err != nil {
+	msg := []byte{typeKeyUpdate, 0, 0, 1, 0}
+	if requestPeer {
+		msg[4] = 1
+	}
+	if err := c.writeRecordLocked(record.TypeHandshake, msg); err != nil {
 		return err
 	}
 	s, err := nextSession(c.state.CipherSuite, &c.txSecret)

@@ -526,3 +526,73 @@ func (c *recordingCache) tickets() []string {
 	defer c.mu.Unlock()
 	return c.got
 }
+
+func TestPeerControl(t *testing.T) { testPeerControl(t, OffloadUser) }
+
+func TestKernelPeerControl(t *testing.T) {
+	ktlstest.RequireKernel(t)
+	testPeerControl(t, OffloadKernel)
+}
+
+// testPeerControl has a crypto/tls peer send control records: a KeyUpdate
+// answering ours (update_requested), an alert refusing a record it does not
+// expect, and close_notify.
+func testPeerControl(t *testing.T, engine Offload) {
+	canRekey := engine != OffloadKernel || kernel.Rekey() == nil
+	t.Run("key_update", func(t *testing.T) {
+		if !canRekey {
+			t.Skip("the kernel cannot re-key")
+		}
+		cfg := serverTLS()
+		cfg.MinVersion = tls.VersionTLS13
+		pr := newPair(t, true, &Config{TLS: cfg, TX: engine, RX: engine, KernelWithoutRekey: true}, clientTLS())
+		pr.fc.release()
+		pr.handshake(t)
+		before := Stats()
+		if err := pr.k.KeyUpdate(true); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pr.k.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(pr.p, buf); err != nil || string(buf) != "ping" {
+			t.Fatalf("peer read %q, %v", buf, err)
+		}
+		// The peer answered with its own KeyUpdate before this.
+		go pr.p.Write([]byte("pong"))
+		if _, err := io.ReadFull(pr.k, buf); err != nil || string(buf) != "pong" {
+			t.Fatalf("read %q, %v", buf, err)
+		}
+		s := Stats()
+		if s.RekeysTX <= before.RekeysTX || s.RekeysRX <= before.RekeysRX {
+			t.Errorf("rekeys tx %d -> %d, rx %d -> %d", before.RekeysTX, s.RekeysTX, before.RekeysRX, s.RekeysRX)
+		}
+		echo(t, pr)
+	})
+	t.Run("alert", func(t *testing.T) {
+		pr := newPair(t, true, &Config{TLS: serverTLS(), TX: engine, RX: engine, KernelWithoutRekey: true}, clientTLS())
+		pr.fc.release()
+		pr.handshake(t)
+		if err := pr.k.WriteRecord(record.TypeHandshake, []byte{99, 0, 0, 0}); err != nil {
+			t.Fatal(err)
+		}
+		go pr.p.Read(make([]byte, 1))
+		_, err := pr.k.Read(make([]byte, 1))
+		var ae tls.AlertError
+		if !errors.As(err, &ae) || ae != tls.AlertError(record.AlertUnexpectedMessage) {
+			t.Fatalf("Read = %v, want the peer's unexpected_message alert", err)
+		}
+	})
+	t.Run("close_notify", func(t *testing.T) {
+		pr := newPair(t, true, &Config{TLS: serverTLS(), TX: engine, RX: engine, KernelWithoutRekey: true}, clientTLS())
+		pr.fc.release()
+		pr.handshake(t)
+		pr.p.Write([]byte("bye"))
+		pr.p.Close()
+		got, err := io.ReadAll(pr.k)
+		if err != nil || string(got) != "bye" {
+			t.Fatalf("ReadAll = %q, %v", got, err)
+		}
+	})
+}
