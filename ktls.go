@@ -10,6 +10,19 @@
 // learned from the bytes on the wire. During the handshake crypto/tls reads
 // whole records, and only records of the handshake, so that everything after
 // it is still queued on the socket when the new owner takes over.
+//
+// After the hand-off both engines handle what a peer may send besides
+// application data the same way (see Conn.Read): close_notify, alerts,
+// TLS 1.3 NewSessionTicket (stored in the client's session cache) and
+// KeyUpdate (followed in user space always, in the Linux kernel from 6.14;
+// OffloadAuto keeps TLS 1.3 in user space where the kernel cannot re-key).
+// Conn.WriteRecord and Conn.ReadRecord send and receive records of any type,
+// like ktls(4)'s TLS_SET_RECORD_TYPE and TLS_GET_RECORD. SetKernelEnabled
+// and SetCBCEnabled mirror the sysctls kern.ipc.tls.enable and
+// kern.ipc.tls.cbc_enable, and Stats reports counters modelled on
+// kern.ipc.tls.stats and /proc/net/tls_stat, also published with expvar
+// (as "ktls") and in the Prometheus text format
+// (Statistics.WritePrometheus).
 package ktls
 
 import (
