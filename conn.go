@@ -64,7 +64,7 @@ type Conn struct {
 	// TLS 1.3 clients with a ClientSessionCache; guarded by in.
 	tickets        *record.Sealer
 	ticketsRead    int           // TLS 1.3 NewSessionTicket records crypto/tls read before the hand-off
-	ticketsDropped atomic.Uint64 // TLS 1.3 NewSessionTicket records after hand-off
+	ticketsAfter   atomic.Uint64 // TLS 1.3 NewSessionTicket messages after the hand-off (stored or dropped)
 	sendfileBytes  atomic.Int64  // bytes sent by sendfile(2) in ReadFrom
 }
 
@@ -563,9 +563,9 @@ func (c *Conn) postHandshake(data []byte) error {
 // timeout it does not record as an error. Without a cache the ticket is
 // dropped. Both are counted. c.in is held.
 func (c *Conn) storeTicket(msg []byte) error {
+	c.ticketsAfter.Add(1)
 	if c.tickets == nil {
 		counters.ticketsDropped.Add(1)
-		c.ticketsDropped.Add(1)
 		return nil
 	}
 	rec, err := c.tickets.Seal(nil, record.TypeHandshake, msg)
@@ -707,9 +707,12 @@ func (c *Conn) sendAlert(a record.Alert) {
 	c.out.closeNotifyErr = errShutdown
 	alert := []byte{2, byte(a)}
 	if err := c.writeRecordLocked(record.TypeAlert, alert); err != nil && c.txMode.IsKernel() {
-		// Linux leaves a failed decryption's EBADMSG in sk_err, which
-		// the next sendmsg reports (and clears) without sending.
-		c.writeRecordLocked(record.TypeAlert, alert)
+		// Linux leaves the error of a record it could not authenticate
+		// (EBADMSG) pending on the socket, and every send fails until
+		// it is cleared.
+		if kernel.ClearError(c.rc) != nil {
+			c.writeRecordLocked(record.TypeAlert, alert)
+		}
 	}
 }
 

@@ -42,3 +42,6 @@ func SocketInfo(c syscall.RawConn) (Info, error) { return Info{}, errUnsupported
 
 // Stats fails with an error wrapping errors.ErrUnsupported.
 func Stats() (map[string]uint64, error) { return nil, errUnsupported }
+
+// ClearError fails with an error wrapping errors.ErrUnsupported.
+func ClearError(c syscall.RawConn) error { return errUnsupported }

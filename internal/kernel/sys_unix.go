@@ -196,3 +196,23 @@ func probeConn() (syscall.RawConn, func(), error) {
 	}
 	return rc, closeBoth, nil
 }
+
+// ClearError reads and clears the socket's pending error (getsockopt
+// SO_ERROR) and returns it, nil if none. Linux leaves the error of a record
+// it refused (EBADMSG) pending on the socket, where it makes every later
+// send fail; clearing it lets the connection send its alert.
+func ClearError(c syscall.RawConn) error {
+	var soerr int
+	err := control(c, func(fd int) error {
+		var err error
+		soerr, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		return err
+	})
+	if err != nil {
+		return os.NewSyscallError("getsockopt SO_ERROR", err)
+	}
+	if soerr != 0 {
+		return syscall.Errno(soerr)
+	}
+	return nil
+}
