@@ -409,3 +409,30 @@ func TestProxyTruncated(t *testing.T) {
 		t.Error("not logged as truncated")
 	}
 }
+
+// TestProxyInteractive: a reply of exactly one full record (16 KiB) reaches
+// the client at once, while the backend keeps the connection open.
+func TestProxyInteractive(t *testing.T) {
+	for _, upstreamTLS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("upstream-tls=%v", upstreamTLS), func(t *testing.T) {
+			addr, _ := proxyPair(t, upstreamTLS, &proxyOptions{}, func(c net.Conn) {
+				defer c.Close()
+				b := make([]byte, 16384)
+				for {
+					if _, err := io.ReadFull(c, b[:1]); err != nil {
+						return
+					}
+					c.Write(b)
+				}
+			})
+			c := proxyClient(t, addr, upstreamTLS)
+			for range 3 {
+				c.SetDeadline(time.Now().Add(3 * time.Second))
+				c.Write([]byte("?"))
+				if _, err := io.ReadFull(c, make([]byte, 16384)); err != nil {
+					t.Fatalf("reply: %v", err)
+				}
+			}
+		})
+	}
+}
