@@ -779,7 +779,7 @@ func (c *Conn) ReadRecord() (record.Header, []byte, error) {
 		c.in.pending = nil
 		return hdr(record.TypeApplicationData, p), p, nil
 	}
-	if c.in.err != nil && c.in.err != io.EOF {
+	if c.in.err != nil {
 		return record.Header{}, nil, c.in.err
 	}
 	typ, data, err := c.recvLocked(nil)

@@ -149,17 +149,27 @@ func (rp *rawPeer) send(typ record.ContentType, p []byte) {
 // keyUpdate sends a KeyUpdate and moves to the next sending key.
 func (rp *rawPeer) keyUpdate(requested bool) {
 	rp.t.Helper()
+	if err := rp.tryKeyUpdate(requested); err != nil {
+		rp.t.Fatal(err)
+	}
+}
+
+// tryKeyUpdate is keyUpdate returning the write error, for goroutines.
+func (rp *rawPeer) tryKeyUpdate(requested bool) error {
 	var req byte
 	if requested {
 		req = 1
 	}
-	rp.send(record.TypeHandshake, []byte{typeKeyUpdate, 0, 0, 1, req})
+	if err := rp.w.WriteRecord(record.TypeHandshake, []byte{typeKeyUpdate, 0, 0, 1, req}); err != nil {
+		return err
+	}
 	next, err := record.TLS13NextSecret(rp.suite, rp.txSecret)
 	if err != nil {
-		rp.t.Fatal(err)
+		return err
 	}
 	rp.txSecret = next
 	rp.w.SetSealer(rp.sealer(next))
+	return nil
 }
 
 // recv reads one record; a KeyUpdate from the ktls side moves the
@@ -344,16 +354,28 @@ func testKeyUpdate(t *testing.T, engine Offload) {
 	canRekey := engine != OffloadKernel || kernel.Rekey() == nil
 	before := Stats()
 	data := testData(100000, 7)
+	werr := make(chan error, 1)
 	go func() {
-		rp.w.Write(data[:40000])
-		rp.keyUpdate(false)
-		rp.w.Write(data[40000:70000])
-		rp.keyUpdate(true)
-		rp.w.Write(data[70000:])
+		_, err := rp.w.Write(data[:40000])
+		if err == nil {
+			err = rp.tryKeyUpdate(false)
+		}
+		if err == nil {
+			_, err = rp.w.Write(data[40000:70000])
+		}
+		if err == nil {
+			err = rp.tryKeyUpdate(true)
+		}
+		if err == nil {
+			_, err = rp.w.Write(data[70000:])
+		}
+		werr <- err
 	}()
 	got := make([]byte, len(data))
 	n, err := io.ReadFull(k, got)
 	if !canRekey {
+		k.Close()
+		<-werr
 		if err == nil || !strings.Contains(err.Error(), "cannot re-key") || n != 40000 {
 			t.Fatalf("ReadFull = %d, %v; want 40000 bytes and a re-key error", n, err)
 		}
@@ -361,6 +383,9 @@ func testKeyUpdate(t *testing.T, engine Offload) {
 	}
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("ReadFull = %d, %v; %s", n, err, firstDiff(got[:n], data))
+	}
+	if err := <-werr; err != nil {
+		t.Fatal(err)
 	}
 	// Our answer to update_requested came before this data.
 	go k.Write([]byte("reply"))
