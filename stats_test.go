@@ -264,3 +264,36 @@ func (r *repeatReader) Read(p []byte) (int, error) {
 }
 
 var _ net.Conn = (*Conn)(nil)
+
+// TestKernelStats checks the per-mode counters of a kernel connection.
+func TestKernelStats(t *testing.T) {
+	ktlstest.RequireKernel(t)
+	before := Stats()
+	pr := newPair(t, true, &Config{TLS: serverTLS(), TX: OffloadKernel, RX: OffloadKernel}, clientTLS())
+	pr.fc.release()
+	pr.handshake(t)
+	mid := Stats()
+	if mid.TotalTX.Kernel <= before.TotalTX.Kernel || mid.TotalRX.Kernel <= before.TotalRX.Kernel || mid.CurrentTX.Kernel <= before.CurrentTX.Kernel {
+		t.Errorf("kernel connection not counted: %+v -> %+v", before, mid)
+	}
+	if _, err := pr.k.Write([]byte("to peer")); err != nil {
+		t.Fatal(err)
+	}
+	go pr.p.Write([]byte("to ktls"))
+	buf := make([]byte, 7)
+	if _, err := io.ReadFull(pr.k, buf); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(pr.p, buf); err != nil {
+		t.Fatal(err)
+	}
+	s := Stats()
+	if s.BytesTX <= mid.BytesTX || s.BytesRX <= mid.BytesRX {
+		t.Errorf("bytes not counted: tx %d -> %d, rx %d -> %d", mid.BytesTX, s.BytesTX, mid.BytesRX, s.BytesRX)
+	}
+	var b strings.Builder
+	s.WritePrometheus(&b)
+	if v := parsePrometheus(t, b.String())[`ktls_connections_total{direction="tx",mode="kernel-sw"}`]; v < 1 {
+		t.Errorf(`ktls_connections_total{direction="tx",mode="kernel-sw"} = %v`, v)
+	}
+}
