@@ -60,6 +60,16 @@ type childSpec struct {
 	Concurrency int           `json:"concurrency,omitempty"`
 	Duration    time.Duration `json:"duration,omitempty"`
 	Profile     string        `json:"profile,omitempty"` // write a CPU profile here
+
+	configs *configs // set by RunChild
+}
+
+// configs are the TLS configurations of a child, made once.
+type configs struct {
+	once, konce sync.Once
+	cfg         *tls.Config
+	err         error
+	kcfg        *ktls.Config
 }
 
 // childResult is what a child reports on its last line of output.
@@ -80,7 +90,7 @@ type childResult struct {
 // [SRCADDR]" and "result JSON" lines from stdout; servers stop when stdin
 // ends.
 func RunChild(spec string, stdin io.Reader, stdout, stderr io.Writer) int {
-	var s childSpec
+	s := childSpec{configs: &configs{}}
 	if err := json.Unmarshal([]byte(spec), &s); err != nil {
 		fmt.Fprintf(stderr, "ktls bench child: bad %s: %v\n", ChildEnv, err)
 		return 2
@@ -159,8 +169,27 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// tlsConfig returns the crypto/tls configuration of one end.
+// tlsConfig returns the crypto/tls configuration of one end, made once
+// per process (with a new self-signed certificate for a server).
 func (s *childSpec) tlsConfig(server bool) (*tls.Config, error) {
+	c := s.configs
+	c.once.Do(func() { c.cfg, c.err = s.newTLSConfig(server) })
+	return c.cfg, c.err
+}
+
+// ktlsConfig returns the ktls configuration of one end, made once per
+// process: a Config may be shared by many connections.
+func (s *childSpec) ktlsConfig(server bool) (*ktls.Config, error) {
+	cfg, err := s.tlsConfig(server)
+	if err != nil {
+		return nil, err
+	}
+	c := s.configs
+	c.konce.Do(func() { c.kcfg = &ktls.Config{TLS: cfg, TX: offload(s.Engine), RX: offload(s.Engine)} })
+	return c.kcfg, nil
+}
+
+func (s *childSpec) newTLSConfig(server bool) (*tls.Config, error) {
 	c := &tls.Config{MinVersion: s.Version, MaxVersion: s.Version}
 	if s.Suite != 0 {
 		c.CipherSuites = []uint16{s.Suite}
@@ -222,20 +251,27 @@ func (s *childSpec) wrap(c net.Conn, server, mode bool) (net.Conn, *childResult,
 	if s.Engine == EngineTCP {
 		return c, res, nil
 	}
-	cfg, err := s.tlsConfig(server)
-	if err != nil {
-		return nil, nil, err
-	}
 	var tc tlsConn
-	switch {
-	case s.Engine == EngineCryptoTLS && server:
-		tc = tls.Server(c, cfg)
-	case s.Engine == EngineCryptoTLS:
-		tc = tls.Client(c, cfg)
-	case server:
-		tc = ktls.Server(c, &ktls.Config{TLS: cfg, TX: offload(s.Engine), RX: offload(s.Engine)})
-	default:
-		tc = ktls.Client(c, &ktls.Config{TLS: cfg, TX: offload(s.Engine), RX: offload(s.Engine)})
+	if s.Engine == EngineCryptoTLS {
+		cfg, err := s.tlsConfig(server)
+		if err != nil {
+			return nil, nil, err
+		}
+		if server {
+			tc = tls.Server(c, cfg)
+		} else {
+			tc = tls.Client(c, cfg)
+		}
+	} else {
+		cfg, err := s.ktlsConfig(server)
+		if err != nil {
+			return nil, nil, err
+		}
+		if server {
+			tc = ktls.Server(c, cfg)
+		} else {
+			tc = ktls.Client(c, cfg)
+		}
 	}
 	if err := tc.Handshake(); err != nil {
 		return nil, nil, fmt.Errorf("handshake: %w", err)
@@ -518,6 +554,10 @@ func (s *childSpec) httpServer(stdin io.Reader, stdout io.Writer) (*childResult,
 	if err != nil {
 		return nil, err
 	}
+	kcfg, err := s.ktlsConfig(true)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -533,7 +573,7 @@ func (s *childSpec) httpServer(stdin io.Reader, stdout io.Writer) (*childResult,
 	} else {
 		ks := &ktlshttp.Server{
 			Server: http.Server{Handler: h, ErrorLog: discardLog()},
-			Config: &ktls.Config{TLS: cfg, TX: offload(s.Engine), RX: offload(s.Engine)},
+			Config: kcfg,
 		}
 		srv = ks
 		go func() { served <- ks.Serve(ln) }()
