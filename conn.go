@@ -62,10 +62,10 @@ type Conn struct {
 	// for crypto/tls (see storeTicket): the server's first application
 	// traffic key at the sequence number crypto/tls's reading is at. Set on
 	// TLS 1.3 clients with a ClientSessionCache; guarded by in.
-	tickets        *record.Sealer
-	ticketsRead    int           // TLS 1.3 NewSessionTicket records crypto/tls read before the hand-off
-	ticketsAfter   atomic.Uint64 // TLS 1.3 NewSessionTicket messages after the hand-off (stored or dropped)
-	sendfileBytes  atomic.Int64  // bytes sent by sendfile(2) in ReadFrom
+	tickets       *record.Sealer
+	ticketsRead   int           // TLS 1.3 NewSessionTicket records crypto/tls read before the hand-off
+	ticketsAfter  atomic.Uint64 // TLS 1.3 NewSessionTicket messages after the hand-off (stored or dropped)
+	sendfileBytes atomic.Int64  // bytes sent by sendfile(2) in ReadFrom
 }
 
 var (

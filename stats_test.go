@@ -5,8 +5,11 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"expvar"
+	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -295,5 +298,20 @@ func TestKernelStats(t *testing.T) {
 	s.WritePrometheus(&b)
 	if v := parsePrometheus(t, b.String())[`ktls_connections_total{direction="tx",mode="kernel-sw"}`]; v < 1 {
 		t.Errorf(`ktls_connections_total{direction="tx",mode="kernel-sw"} = %v`, v)
+	}
+}
+
+// TestSwitchesFromEnvironment checks that KTLS_ENABLE and KTLS_CBC_ENABLE
+// set the switches at start-up, in a child process.
+func TestSwitchesFromEnvironment(t *testing.T) {
+	if os.Getenv("KTLS_TEST_ENV_CHILD") == "1" {
+		fmt.Printf("enable=%v cbc=%v\n", KernelEnabled(), CBCEnabled())
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSwitchesFromEnvironment$")
+	cmd.Env = append(os.Environ(), "KTLS_TEST_ENV_CHILD=1", "KTLS_ENABLE=0", "KTLS_CBC_ENABLE=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "enable=false cbc=true") {
+		t.Errorf("child: %v\n%s", err, out)
 	}
 }
