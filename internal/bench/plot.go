@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image/color"
 	"slices"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -64,9 +65,37 @@ func WritePlot(file, title string, results []Result) error {
 	p.Legend.Add("throughput (ops/s) ratio, higher is better", rateBars)
 	p.Legend.Add("sender CPU per byte (per op) ratio, lower is better", cpuBars)
 	p.Legend.Top = true
-	p.Y.Min, p.Y.Max = -1, float64(n)
+	// Room above the bars for the legend, and right of the longest bar.
+	p.Y.Min, p.Y.Max = -1, float64(n)+1.5
+	xmax := 1.25
+	for i := range rate {
+		xmax = max(xmax, rate[i]*1.05, cpu[i]*1.05)
+	}
+	p.X.Max = xmax
+	p.X.Tick.Marker = ratioTicks{}
 	if err := p.Save(9*vg.Inch, vg.Length(n)*0.28*vg.Inch+1.6*vg.Inch, file); err != nil {
 		return fmt.Errorf("plot: %w", err)
 	}
 	return nil
+}
+
+// ratioTicks marks the ratio axis every 0.25, labelled every 0.5.
+type ratioTicks struct{}
+
+// Ticks returns the ticks between min and max.
+func (ratioTicks) Ticks(min, max float64) []plot.Tick {
+	step := 0.25
+	if max > 5 {
+		step = 1
+	}
+	var ts []plot.Tick
+	for i := 0; float64(i)*step <= max; i++ {
+		v := float64(i) * step
+		t := plot.Tick{Value: v}
+		if v == float64(int(v*2))/2 {
+			t.Label = strconv.FormatFloat(v, 'f', -1, 64)
+		}
+		ts = append(ts, t)
+	}
+	return ts
 }
