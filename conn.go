@@ -755,7 +755,8 @@ func (c *Conn) WriteRecord(typ record.ContentType, p []byte) error {
 // user-space record layer. The header's Version is the record layer's
 // legacy version (0x0303) and its Length the payload's length (the
 // plaintext's, as the kernels report it). Records are returned as they are,
-// zero-length ones included; the only one acted upon is a TLS 1.3 KeyUpdate,
+// zero-length ones included (except that Linux's kernel TLS passes over
+// zero-length application data records); the only one acted upon is a TLS 1.3 KeyUpdate,
 // which is followed as Read follows it so that the next record can be read.
 // The end of the stream without a close_notify record gives ErrTruncated,
 // and bad records the errors Read returns. Plaintext that a Read left
