@@ -638,8 +638,9 @@ func nextSession(suite uint16, secret *[]byte) (*record.Session, error) {
 // message asks the peer to update its sending keys too
 // (update_requested); Read follows the peer's KeyUpdate when it comes. It
 // fails with an error wrapping errors.ErrUnsupported for TLS 1.2 and
-// connections left on crypto/tls, and with the kernel's error (EBUSY) where
-// the kernel cannot re-key; the sending direction is then unusable.
+// connections left on crypto/tls, and with an error wrapping the kernel's
+// (EBUSY) where the kernel cannot re-key; nothing is sent then, and the
+// connection goes on under the old key.
 func (c *Conn) KeyUpdate(requestPeer bool) error {
 	if err := c.Handshake(); err != nil {
 		return err
@@ -662,6 +663,14 @@ func (c *Conn) updateTXLocked(requestPeer bool) error {
 	if c.out.closeNotifySent {
 		return nil
 	}
+	if c.txMode.IsKernel() {
+		// Refuse before the KeyUpdate goes out, so that the stream stays
+		// usable where the kernel cannot follow it.
+		if err := kernel.Rekey(); err != nil {
+			counters.rekeyErrors.Add(1)
+			return fmt.Errorf("ktls: the kernel cannot re-key the sending direction for a TLS 1.3 KeyUpdate (needs Linux 6.14 or later; use OffloadAuto or OffloadUser): %w", err)
+		}
+	}
 	msg := []byte{typeKeyUpdate, 0, 0, 1, 0}
 	if requestPeer {
 		msg[4] = 1
@@ -675,9 +684,7 @@ func (c *Conn) updateTXLocked(requestPeer bool) error {
 	}
 	defer s.Wipe()
 	if c.txMode.IsKernel() {
-		if err = kernel.Enable(c.rc, kernel.TX, s); err != nil {
-			err = fmt.Errorf("ktls: the peer requested a KeyUpdate and the kernel cannot re-key the sending direction (TLS 1.3 rekey needs Linux 6.14 or later; use OffloadAuto or OffloadUser): %w", err)
-		}
+		err = kernel.Enable(c.rc, kernel.TX, s)
 	} else {
 		var sealer *record.Sealer
 		if sealer, err = record.NewSealer(s); err == nil {
