@@ -1,8 +1,11 @@
 package record
 
 import (
+	"bytes"
 	"errors"
 	"io"
+	"os"
+	"strings"
 	"syscall"
 )
 
@@ -80,10 +83,13 @@ func (w *Writer) ReadFrom(r io.Reader) (n int64, err error) {
 	}
 	off, slot := w.s.PayloadOffset(), MaxPlaintext+w.s.Overhead()
 	w.grow(maxBatch * slot)
+	// Records from a source that may block (a socket, a pipe) go out after
+	// each read, so that a stream never waits in the buffer for more input.
+	batching := readsWithoutBlocking(r)
 	for {
 		var rerr, serr error
 		batch := 0
-		for full := true; full && rerr == nil && len(w.buf)+slot <= cap(w.buf); {
+		for more := true; more && rerr == nil && len(w.buf)+slot <= cap(w.buf); {
 			start := len(w.buf) + off
 			p := w.buf[start : start+MaxPlaintext]
 			var m int
@@ -97,7 +103,7 @@ func (w *Writer) ReadFrom(r io.Reader) (n int64, err error) {
 				}
 				batch += m
 			}
-			full = m == len(p)
+			more = batching && m == len(p)
 		}
 		if err := w.flush(); err != nil {
 			return n, err
@@ -262,4 +268,20 @@ func (r *Reader) fill(n int) error {
 		}
 	}
 	return nil
+}
+
+// readsWithoutBlocking reports whether reads from r never wait for a peer:
+// regular files and in-memory readers, also behind an io.LimitedReader or
+// io.SectionReader.
+func readsWithoutBlocking(r io.Reader) bool {
+	switch r := r.(type) {
+	case *io.LimitedReader:
+		return readsWithoutBlocking(r.R)
+	case *os.File:
+		fi, err := r.Stat()
+		return err == nil && fi.Mode().IsRegular()
+	case *bytes.Reader, *strings.Reader, *bytes.Buffer, *io.SectionReader:
+		return true
+	}
+	return false
 }

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 // callWriter records the size of each Write call.
@@ -368,5 +369,47 @@ func TestWriterReadFrom(t *testing.T) {
 		}
 	}); allocs != 0 {
 		t.Errorf("ReadFrom: %v allocs", allocs)
+	}
+}
+
+// notifyWriter signals each Write on a channel.
+type notifyWriter struct {
+	bytes.Buffer
+	wrote chan int
+}
+
+func (w *notifyWriter) Write(p []byte) (int, error) {
+	n, err := w.Buffer.Write(p)
+	w.wrote <- n
+	return n, err
+}
+
+// A stream source (here a pipe) that sends exactly one record's worth and
+// then waits must see that record go out before ReadFrom reads again.
+func TestWriterReadFromStream(t *testing.T) {
+	sl, _ := pair(t, VersionTLS13, tls.TLS_AES_128_GCM_SHA256)
+	pr, pw := io.Pipe()
+	nw := &notifyWriter{wrote: make(chan int, 4)}
+	done := make(chan error, 1)
+	go func() {
+		_, err := NewWriter(nw, sl).ReadFrom(pr)
+		done <- err
+	}()
+	for i := 0; i < 3; i++ {
+		if _, err := pw.Write(make([]byte, MaxPlaintext)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case n := <-nw.wrote:
+			if n != MaxPlaintext+sl.Overhead() {
+				t.Fatalf("wrote %d bytes, want one full record", n)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the record read from a stream was held back waiting for more input")
+		}
+	}
+	pw.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
