@@ -348,8 +348,8 @@ var errIdle = errors.New("idle timeout")
 // ended, passing a half-close on: the end of kc's stream becomes a
 // CloseWrite of plain and the other way round. An error in either direction
 // ends both. kc.WriteTo and kc.ReadFrom splice each direction the kernel
-// holds when plain is a TCP connection; a sending direction in user space
-// gets plain Writes.
+// holds when plain is a TCP connection; in user space ReadFrom seals each
+// read in place and sends it at once.
 func relay(kc *ktls.Conn, plain net.Conn, idle time.Duration) relayResult {
 	var (
 		last atomic.Int64 // time of the last data moved, in Unix nanoseconds
@@ -382,15 +382,7 @@ func relay(kc *ktls.Conn, plain net.Conn, idle time.Duration) relayResult {
 			fail(fmt.Errorf("tls to plain: %w", err))
 		}
 	}()
-	toTLS := func() (int64, error) { return kc.ReadFrom(plain) }
-	if tx, _ := kc.Mode(); !tx.IsKernel() {
-		// In user space ReadFrom batches reads into records and would
-		// hold back a full record until the next read returns: for an
-		// interactive stream, write each read at once.
-		buf := make([]byte, 64<<10)
-		toTLS = func() (int64, error) { return io.CopyBuffer(struct{ io.Writer }{kc}, plain, buf) }
-	}
-	n, err := pump(toTLS, plain, kc, idle, &last)
+	n, err := pump(func() (int64, error) { return kc.ReadFrom(plain) }, plain, kc, idle, &last)
 	r.out = n
 	if err == nil {
 		err = kc.CloseWrite()
