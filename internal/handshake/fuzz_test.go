@@ -10,9 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"math/big"
 	"net"
-	"os"
 	"sync"
-	"syscall"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -114,7 +112,7 @@ func FuzzHandshakeObserver(f *testing.F) {
 			c, p := socketPair(t)
 			go func() {
 				p.Write(peer)
-				p.(*net.UnixConn).CloseWrite()
+				p.(*net.TCPConn).CloseWrite()
 				// Drain what crypto/tls sends so that its writes never block.
 				var buf [4096]byte
 				for {
@@ -215,22 +213,20 @@ func FuzzRecordReads(f *testing.F) {
 	})
 }
 
-// socketPair returns the two ends of a connected Unix stream socket.
+// socketPair returns the two ends of a loopback TCP connection.
 func socketPair(t *testing.T) (a, b net.Conn) {
 	t.Helper()
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	conns := make([]net.Conn, 2)
-	for i, fd := range fds {
-		f := os.NewFile(uintptr(fd), "socketpair")
-		c, err := net.FileConn(f)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns[i] = c
+	defer ln.Close()
+	a, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
 	}
-	return conns[0], conns[1]
+	if b, err = ln.Accept(); err != nil {
+		t.Fatal(err)
+	}
+	return a, b
 }
