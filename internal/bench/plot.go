@@ -32,6 +32,9 @@ func WritePlot(file, title string, results []Result) error {
 	names := make([]string, n)
 	for i, r := range rs {
 		rate[i], cpu[i], names[i] = r.RatioVsCryptoTLS, r.SenderCPURatio, r.Name()
+		if r.RatioVsCryptoTLS > maxRatio {
+			names[i] += fmt.Sprintf(" (%.1fx, off scale)", r.RatioVsCryptoTLS)
+		}
 	}
 	p := plot.New()
 	p.Title.Text = title
@@ -69,7 +72,7 @@ func WritePlot(file, title string, results []Result) error {
 	p.Y.Min, p.Y.Max = -1, float64(n)+1.5
 	xmax := 1.25
 	for i := range rate {
-		xmax = max(xmax, rate[i]*1.05, cpu[i]*1.05)
+		xmax = max(xmax, min(rate[i], maxRatio)*1.05, min(cpu[i], maxRatio)*1.05)
 	}
 	p.X.Max = xmax
 	p.X.Tick.Marker = ratioTicks{}
@@ -78,6 +81,10 @@ func WritePlot(file, title string, results []Result) error {
 	}
 	return nil
 }
+
+// maxRatio is the end of the ratio axis: longer bars (plain TCP under
+// emulation) are cut there, their ratio written next to their name.
+const maxRatio = 3.0
 
 // ratioTicks marks the ratio axis every 0.25, labelled every 0.5.
 type ratioTicks struct{}
