@@ -27,6 +27,8 @@ if [ "$lab" = 1 ]; then
 	command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 	command -v depmod >/dev/null || need+=(kmod)
 	command -v dpkg-deb >/dev/null || need+=(dpkg)
+	command -v curl >/dev/null || need+=(curl)
+	command -v openssl >/dev/null || need+=(openssl)
 fi
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
@@ -87,6 +89,9 @@ if [ "$lab" = 1 ]; then
 	read -r lp lf ls < <(awk '/^kernel [^ ]+: [0-9]+ passed/ {p+=$3; f+=$5; s+=$7} END {print p+0, f+0, s+0}' "$lablog")
 	hp=$((hp + lp)) hf=$((hf + lf)) hs=$((hs + ls))
 	rm -f "$lablog"
+
+	step "end to end (scripts/e2e.sh: curl, openssl, ktls get, proxy on the host and on 7.x)"
+	scripts/e2e.sh || failed "e2e"
 fi
 
 step "done"

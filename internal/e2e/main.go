@@ -3,6 +3,11 @@
 //	e2e echo ADDR                                   plain TCP echo server (each connection's bytes come back; FIN after EOF)
 //	e2e stream -addr A -ca F -name N -size BYTES    TLS client: send BYTES through an echo path and check they all come back
 //	e2e guest -ktls BIN -www DIR -cert F -key F     the lab guest's program (below)
+//	e2e freeport                                    print a free TCP port on 127.0.0.1
+//	e2e dial ADDR                                   exit 0 when a TCP connection to ADDR succeeds
+//	e2e ctl ADDR COMMAND...                         send a command to the guest's control port, print the answer
+//	e2e checkjson FILE true|false                   check `ktls check --json` output: kernel TLS available or not
+//	e2e statdiff BEFORE AFTER                       print the `ktls stat` counters that changed; fail unless TlsTxSw and TlsRxSw grew
 //
 // In the lab guest (which has no shell) "guest" starts an echo backend on 127.0.0.1:9000,
 // `ktls serve --addr :8443 DIR` and `ktls proxy --listen :8444 --to 127.0.0.1:9000`, both at
@@ -17,14 +22,18 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -48,6 +57,23 @@ func main() {
 		err = stream(os.Args[2:])
 	case "guest":
 		err = guest(os.Args[2:])
+	case "freeport":
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err == nil {
+			fmt.Println(ln.Addr().(*net.TCPAddr).Port)
+			ln.Close()
+		}
+	case "dial":
+		var c net.Conn
+		if c, err = net.DialTimeout("tcp", arg(2), 5*time.Second); err == nil {
+			c.Close()
+		}
+	case "ctl":
+		err = ctl(arg(2), strings.Join(os.Args[3:], " "))
+	case "checkjson":
+		err = checkJSON(arg(2), arg(3) == "true")
+	case "statdiff":
+		err = statDiff(arg(2), arg(3))
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -251,4 +277,110 @@ func control(c net.Conn, bin string) bool {
 		fmt.Fprintf(c, "exit=%d\n", code)
 	}
 	return false
+}
+
+// arg returns os.Args[i], or "" when there are fewer arguments.
+func arg(i int) string {
+	if i < len(os.Args) {
+		return os.Args[i]
+	}
+	return ""
+}
+
+// ctl sends one command line to the guest's control port and copies the answer to stdout.
+func ctl(addr, cmd string) error {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Minute))
+	if _, err := io.WriteString(c, cmd+"\n"); err != nil {
+		return err
+	}
+	_, err = io.Copy(os.Stdout, c)
+	return err
+}
+
+// checkJSON checks the report of `ktls check --json` in file: kernel TLS available with at
+// least four suites taking both directions, or unavailable with a reason.
+func checkJSON(file string, available bool) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	var r struct {
+		System    string `json:"system"`
+		KernelTLS bool   `json:"kernel_tls"`
+		Reason    string `json:"reason"`
+		Suites    []struct {
+			Version, Cipher, TX, RX string
+		} `json:"suites"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return err
+	}
+	if r.KernelTLS != available {
+		return fmt.Errorf("kernel_tls=%v reason=%q", r.KernelTLS, r.Reason)
+	}
+	if !available {
+		if r.Reason == "" {
+			return errors.New("unavailable without a reason")
+		}
+		fmt.Printf("%s: unavailable: %s\n", r.System, r.Reason)
+		return nil
+	}
+	var ok []string
+	for _, s := range r.Suites {
+		if s.TX == "yes" && s.RX == "yes" {
+			ok = append(ok, s.Version+" "+s.Cipher)
+		}
+	}
+	if len(ok) < 4 {
+		return fmt.Errorf("%d of %d suites take TX and RX", len(ok), len(r.Suites))
+	}
+	fmt.Printf("%s: available, %d suites TX+RX: %s\n", r.System, len(ok), strings.Join(ok, ", "))
+	return nil
+}
+
+// statDiff prints the counters of two `ktls stat` outputs that changed and fails unless
+// TlsTxSw and TlsRxSw (kernel sessions set up) grew.
+func statDiff(before, after string) error {
+	a, err := readStat(before)
+	if err != nil {
+		return err
+	}
+	b, err := readStat(after)
+	if err != nil {
+		return err
+	}
+	var moved []string
+	for _, k := range slices.Sorted(maps.Keys(b)) {
+		if b[k] != a[k] {
+			moved = append(moved, fmt.Sprintf("%s %d->%d", k, a[k], b[k]))
+		}
+	}
+	fmt.Println(strings.Join(moved, ", "))
+	for _, k := range []string{"TlsTxSw", "TlsRxSw"} {
+		if b[k] <= a[k] {
+			return fmt.Errorf("%s did not grow (%d -> %d)", k, a[k], b[k])
+		}
+	}
+	return nil
+}
+
+// readStat reads the "name: value" lines of `ktls stat`.
+func readStat(file string) (map[string]int64, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]int64{}
+	for l := range strings.Lines(string(b)) {
+		k, v, ok := strings.Cut(l, ":")
+		if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); ok && err == nil {
+			m[strings.TrimSpace(k)] = n
+		}
+	}
+	return m, nil
 }
