@@ -97,7 +97,7 @@ func Run(ctx context.Context, o *RunOptions) (int, error) {
 	}
 	o.logf("%s", msg)
 	m := &machine{kernel: k, initrd: initrd, timeout: o.Timeout, kvm: o.KVM, network: true, forwards: o.Forwards}
-	r, err := m.boot(ctx, o.stdout())
+	r, err := m.bootRetrying(ctx, o.stdout(), o.log())
 	if err != nil {
 		return 0, err
 	}

@@ -137,15 +137,7 @@ func testKernel(ctx context.Context, o *TestOptions, k Kernel, tmp, common strin
 	defer os.Remove(initrd)
 	o.logf("booting %s (%d modules)", k.Release, nmod)
 	m := &machine{kernel: k, initrd: initrd, timeout: o.Timeout, kvm: o.KVM}
-	r, err := m.boot(ctx, o.stdout())
-	if err == nil && !r.booted && r.problem() != "" {
-		// The kernel failed before our PID 1 ran (seen rarely under TCG on
-		// a loaded machine): nothing of ours was involved yet. Show the
-		// log and boot once more; a second failure counts.
-		r.report(o.log(), k.Release)
-		o.logf("kernel %s: failed before the guest init started; booting it again", k.Release)
-		r, err = m.boot(ctx, o.stdout())
-	}
+	r, err := m.bootRetrying(ctx, o.stdout(), o.log())
 	if err != nil {
 		return false, err
 	}
