@@ -52,6 +52,9 @@ waitfor() {
 echo "e2e: building ktls and the e2e helper"
 CGO_ENABLED=0 go build -o "$tmp/ktls" ./cmd/ktls || { echo "e2e: build ./cmd/ktls failed"; exit 1; }
 CGO_ENABLED=0 go build -o "$tmp/e2e" ./internal/e2e || { echo "e2e: build ./internal/e2e failed"; exit 1; }
+if [ $lab = 1 ]; then # built, not go run: a signal must reach ktlslab, which stops qemu
+	go build -o "$tmp/ktlslab" ./internal/cmd/ktlslab || { echo "e2e: build ./internal/cmd/ktlslab failed"; exit 1; }
+fi
 
 # Certificate for localhost and 127.0.0.1, its public key pin, the files to serve.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
@@ -184,7 +187,7 @@ ctl() {
 labpart() {
 	local sp pp cp lablog="$tmp/lab.log"
 	sp=$(freeport) pp=$(freeport) cp=$(freeport)
-	go run ./internal/cmd/ktlslab run -kernel 7 -timeout 8m \
+	"$tmp/ktlslab" run -kernel 7 -timeout 8m \
 		-forward "127.0.0.1:$sp:8443" -forward "127.0.0.1:$pp:8444" -forward "127.0.0.1:$cp:9999" \
 		-file "$tmp/ktls:/e2e/ktls" -file "$tmp/www:/e2e/www" -file "$tmp/cert.pem:/e2e/cert.pem" -file "$tmp/key.pem:/e2e/key.pem" \
 		-- "$tmp/e2e" guest -ktls /e2e/ktls -www /e2e/www -cert /e2e/cert.pem -key /e2e/key.pem >"$lablog" 2>"$tmp/lab.err" &
