@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ktls-go/ktls"
+	"github.com/ktls-go/ktls/internal/ktlstest"
+)
+
+// loadConfig is the scale of a load run.
+type loadConfig struct {
+	conns     int // well-behaved clients, each on its own connection, all open at once
+	bigEvery  int // every bigEvery-th client also fetches the 1 MiB file
+	slowEvery int // every slowEvery-th of those reads it slowly
+	stallers  int // clients that open TCP and never finish a handshake
+	tx, rx    ktls.Offload
+}
+
+// TestLoad runs ktls serve under 2,000 concurrent connections on loopback.
+func TestLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load test")
+	}
+	testLoad(t, loadConfig{conns: 2000, bigEvery: 8, slowEvery: 10, stallers: 200})
+}
+
+// TestKernelLoad is TestLoad at the scale of the emulated lab with both
+// directions in the kernel.
+func TestKernelLoad(t *testing.T) {
+	ktlstest.RequireKernel(t)
+	testLoad(t, loadConfig{conns: 50, bigEvery: 5, slowEvery: 2, stallers: 10, tx: ktls.OffloadKernel, rx: ktls.OffloadKernel})
+}
+
+// keyLog collects the clients' key log lines.
+type keyLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (k *keyLog) Write(p []byte) (int, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.b.Write(p)
+}
+
+// testLoad opens cfg.stallers connections that never finish a handshake
+// (half of them send the start of a ClientHello), then cfg.conns clients
+// that each fetch the 4 KiB file, wait until all of them are connected,
+// and fetch the 1 MiB file (every cfg.bigEvery-th, some reading slowly) or
+// the small one again. Every body's hash must be right, no well-behaved
+// client may see an error, the stallers must be evicted by the handshake
+// timeout, the goroutines must come back to their level before the server
+// started, and the server's debug log must hold none of the clients'
+// secrets.
+func testLoad(t *testing.T, cfg loadConfig) {
+	dir := t.TempDir()
+	small, big := make([]byte, 4<<10), make([]byte, 1<<20)
+	rand.Read(small)
+	rand.Read(big)
+	for name, b := range map[string][]byte{"small.bin": small, "big.bin": big} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+	want := map[string]string{"/small.bin": sum(small), "/big.bin": sum(big)}
+
+	goroutinesBefore := runtime.NumGoroutine()
+	start := time.Now()
+	var ts *testServe
+	t.Run("serve", func(t *testing.T) {
+		ts = startServe(t, &serveOptions{dir: dir, tx: cfg.tx, rx: cfg.rx, grace: 10 * time.Second})
+
+		// Stallers first: they hold their sockets through the whole run.
+		stallers := make([]net.Conn, 0, cfg.stallers)
+		for i := range cfg.stallers {
+			c, err := net.Dial("tcp", ts.addr)
+			if err != nil {
+				t.Fatalf("staller %d: %v", i, err)
+			}
+			if i%2 == 1 {
+				c.Write([]byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01})
+			}
+			stallers = append(stallers, c)
+		}
+		stalledAt := time.Now()
+
+		var (
+			kl                    keyLog
+			requests, errs, bytes atomic.Int64
+			connected, fetched    sync.WaitGroup
+			errMu                 sync.Mutex
+			firstErrs             []string
+		)
+		fail := func(format string, args ...any) {
+			errs.Add(1)
+			errMu.Lock()
+			if len(firstErrs) < 10 {
+				firstErrs = append(firstErrs, fmt.Sprintf(format, args...))
+			}
+			errMu.Unlock()
+		}
+		fetch := func(c *http.Client, path string, slow bool) {
+			resp, err := c.Get("https://" + ts.addr + path)
+			if err != nil {
+				fail("GET %s: %v", path, err)
+				return
+			}
+			defer resp.Body.Close()
+			h := sha256.New()
+			var n int64
+			if slow {
+				buf := make([]byte, 32<<10)
+				for {
+					m, err := resp.Body.Read(buf)
+					h.Write(buf[:m])
+					n += int64(m)
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						fail("GET %s: body: %v", path, err)
+						return
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			} else if n, err = io.Copy(h, resp.Body); err != nil {
+				fail("GET %s: body: %v", path, err)
+				return
+			}
+			requests.Add(1)
+			bytes.Add(n)
+			if resp.StatusCode != 200 || hex.EncodeToString(h.Sum(nil)) != want[path] {
+				fail("GET %s: %s, %d bytes, wrong hash", path, resp.Status, n)
+			}
+		}
+		connected.Add(cfg.conns)
+		fetched.Add(cfg.conns)
+		for i := range cfg.conns {
+			go func() {
+				defer fetched.Done()
+				tr := &http.Transport{
+					TLSClientConfig:     &tls.Config{InsecureSkipVerify: true, KeyLogWriter: &kl},
+					MaxConnsPerHost:     1,
+					TLSHandshakeTimeout: 20 * time.Second,
+					ForceAttemptHTTP2:   i%3 == 0,
+				}
+				defer tr.CloseIdleConnections()
+				c := &http.Client{Transport: tr, Timeout: 60 * time.Second}
+				fetch(c, "/small.bin", false)
+				connected.Done()
+				connected.Wait()
+				if i%cfg.bigEvery == 0 {
+					fetch(c, "/big.bin", i/cfg.bigEvery%cfg.slowEvery == 0)
+				} else {
+					fetch(c, "/small.bin", false)
+				}
+			}()
+		}
+		connected.Wait()
+		t.Logf("%d connections open at once after %v", cfg.conns, time.Since(start).Round(time.Millisecond))
+		fetched.Wait()
+		loadTime := time.Since(start)
+
+		// Every staller is evicted by the 10 s handshake timeout.
+		evicted := 0
+		for _, c := range stallers {
+			c.SetReadDeadline(stalledAt.Add(20 * time.Second))
+			_, err := io.Copy(io.Discard, c)
+			if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+				evicted++
+			}
+			c.Close()
+		}
+		evictedAfter := time.Since(stalledAt)
+		t.Logf("load: %d connections, %d requests, %d bytes, %d errors in %v; %d of %d stallers evicted after %v",
+			cfg.conns, requests.Load(), bytes.Load(), errs.Load(), loadTime.Round(time.Millisecond),
+			evicted, cfg.stallers, evictedAfter.Round(time.Millisecond))
+		if errs.Load() > 0 {
+			t.Errorf("%d errors for well-behaved clients; first: %s", errs.Load(), strings.Join(firstErrs, "; "))
+		}
+		if want := int64(2 * cfg.conns); requests.Load() != want {
+			t.Errorf("%d requests done, want %d", requests.Load(), want)
+		}
+		if evicted != cfg.stallers {
+			t.Errorf("%d of %d stallers evicted", evicted, cfg.stallers)
+		}
+		// No secret of any client reaches the server's debug log.
+		logs := ts.logs.String()
+		kl.mu.Lock()
+		lines := kl.b.String()
+		kl.mu.Unlock()
+		secrets := 0
+		for line := range strings.Lines(lines) {
+			if f := strings.Fields(line); len(f) == 3 {
+				secrets++
+				raw, _ := hex.DecodeString(f[2])
+				if strings.Contains(logs, f[2]) || strings.Contains(strings.ToLower(logs), f[2]) || strings.Contains(logs, string(raw)) {
+					t.Fatalf("a client secret appears in the server log")
+				}
+			}
+		}
+		t.Logf("checked %d secrets against %d bytes of debug log", secrets, len(logs))
+	}) // the server stops here (startServe's cleanup)
+
+	var g int
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if g = runtime.NumGoroutine(); g <= goroutinesBefore {
+			break
+		}
+	}
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	t.Logf("goroutines: %d before, %d after; heap in use after: %d KiB; total %v",
+		goroutinesBefore, g, ms.HeapInuse>>10, time.Since(start).Round(time.Millisecond))
+	if g > goroutinesBefore {
+		buf := make([]byte, 1<<16)
+		t.Errorf("%d goroutines left (was %d)\n%s", g, goroutinesBefore, buf[:runtime.Stack(buf, true)])
+	}
+}
