@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -81,7 +82,10 @@ func testLoad(t *testing.T, cfg loadConfig) {
 	sum := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
 	want := map[string]string{"/small.bin": sum(small), "/big.bin": sum(big)}
 
-	goroutinesBefore := runtime.NumGoroutine()
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	goroutinesBefore, heapBefore := runtime.NumGoroutine(), ms.HeapInuse
 	start := time.Now()
 	var ts *testServe
 	t.Run("serve", func(t *testing.T) {
@@ -201,19 +205,32 @@ func testLoad(t *testing.T, cfg loadConfig) {
 		if evicted != cfg.stallers {
 			t.Errorf("%d of %d stallers evicted", evicted, cfg.stallers)
 		}
-		// No secret of any client reaches the server's debug log.
+		// No secret of any client reaches the server's debug log, in hex
+		// (any case) or raw: every hex run in the log and every 8-byte
+		// window of it are looked up among the secrets.
 		logs := ts.logs.String()
 		kl.mu.Lock()
 		lines := kl.b.String()
 		kl.mu.Unlock()
-		secrets := 0
+		hexSecrets, rawPrefixes := map[string]bool{}, map[string]bool{}
 		for line := range strings.Lines(lines) {
 			if f := strings.Fields(line); len(f) == 3 {
-				secrets++
+				hexSecrets[strings.ToLower(f[2])] = true
 				raw, _ := hex.DecodeString(f[2])
-				if strings.Contains(logs, f[2]) || strings.Contains(strings.ToLower(logs), f[2]) || strings.Contains(logs, string(raw)) {
-					t.Fatalf("a client secret appears in the server log")
+				rawPrefixes[string(raw[:8])] = true
+			}
+		}
+		secrets := len(hexSecrets)
+		for _, run := range regexp.MustCompile(`[0-9a-fA-F]{32,}`).FindAllString(logs, -1) {
+			for s := range hexSecrets {
+				if strings.Contains(strings.ToLower(run), s) {
+					t.Fatal("a client secret appears in hex in the server log")
 				}
+			}
+		}
+		for i := 0; i+8 <= len(logs); i++ {
+			if rawPrefixes[logs[i:i+8]] {
+				t.Fatal("a client secret appears raw in the server log")
 			}
 		}
 		t.Logf("checked %d secrets against %d bytes of debug log", secrets, len(logs))
@@ -225,11 +242,10 @@ func testLoad(t *testing.T, cfg loadConfig) {
 			break
 		}
 	}
-	var ms runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
-	t.Logf("goroutines: %d before, %d after; heap in use after: %d KiB; total %v",
-		goroutinesBefore, g, ms.HeapInuse>>10, time.Since(start).Round(time.Millisecond))
+	t.Logf("goroutines: %d before, %d after; heap in use: %d KiB before, %d KiB after; total %v",
+		goroutinesBefore, g, heapBefore>>10, ms.HeapInuse>>10, time.Since(start).Round(time.Millisecond))
 	if g > goroutinesBefore {
 		buf := make([]byte, 1<<16)
 		t.Errorf("%d goroutines left (was %d)\n%s", g, goroutinesBefore, buf[:runtime.Stack(buf, true)])
