@@ -40,7 +40,7 @@ freeport() { "$tmp/e2e" freeport; }
 
 # waitfor SECONDS CMD...: retries CMD every 0.5 s.
 waitfor() {
-	local n=$(($1 * 2))
+	local i n=$(($1 * 2))
 	shift
 	for ((i = 0; i < n; i++)); do
 		"$@" >/dev/null 2>&1 && return 0
