@@ -100,8 +100,8 @@ func addFlightSeeds(f *testing.F, add func(isClient bool, b []byte)) {
 // FuzzHandshakeObserver runs a crypto/tls handshake through a Conn whose
 // peer sends arbitrary bytes, over a real socket (so that the batched,
 // MSG_PEEK reads are used) or a plain reader handing out small pieces. The
-// handshake must end, the Conn must never hand crypto/tls bytes past a
-// record, and the hand-off (Sessions) must fail cleanly or give valid
+// handshake must end without hanging, and the hand-off (TrafficSecrets,
+// Sessions, for any version and suite) must fail cleanly or give valid
 // sessions; nothing may panic.
 func FuzzHandshakeObserver(f *testing.F) {
 	addFlightSeeds(f, func(isClient bool, b []byte) { f.Add(isClient, true, b); f.Add(isClient, false, b) })
@@ -163,9 +163,8 @@ func FuzzHandshakeObserver(f *testing.F) {
 }
 
 // FuzzRecordReads feeds arbitrary bytes to Read, in small pieces or from a
-// socket, and to Write: every Read must stay within one record (or a batch
-// of whole records), the reads must add up to a prefix of the input, and
-// reading must end.
+// socket, and to Write: the reads must add up to a prefix of the input and
+// end without hanging, and Write must pass the bytes on unchanged.
 func FuzzRecordReads(f *testing.F) {
 	addFlightSeeds(f, func(isClient bool, b []byte) { f.Add(isClient, b) })
 	f.Fuzz(func(t *testing.T, socket bool, in []byte) {
