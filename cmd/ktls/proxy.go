@@ -204,6 +204,11 @@ func (o *proxyOptions) run(ctx context.Context, onStop func(), logger *slog.Logg
 	go func() { accepted <- p.accept(ctx, ln) }()
 	select {
 	case err := <-accepted:
+		if err != nil {
+			// The listener broke: end the connections it let in too.
+			p.closeAll()
+			p.wg.Wait()
+		}
 		return err
 	case <-ctx.Done():
 	}
@@ -224,8 +229,12 @@ func (o *proxyOptions) run(ctx context.Context, onStop func(), logger *slog.Logg
 	return nil
 }
 
-// accept accepts connections until ln is closed.
+// accept accepts connections until ln is closed. Like net/http's server it
+// waits and tries again when accept fails for lack of resources (EMFILE,
+// ENFILE, ENOBUFS, ENOMEM, ECONNABORTED), so that open connections, and
+// the handshake timeout evicting stallers, go on.
 func (p *proxy) accept(ctx context.Context, ln net.Listener) error {
+	var delay time.Duration
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -236,8 +245,19 @@ func (p *proxy) accept(ctx context.Context, ln net.Listener) error {
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
-			return err
+			if !retryAccept(err) {
+				return err
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			p.logger.Warn("accept failed; retrying", "err", err, "delay", delay)
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+				return nil
+			}
+			continue
 		}
+		delay = 0
 		select {
 		case p.slots <- struct{}{}:
 		default:
@@ -254,6 +274,17 @@ func (p *proxy) accept(ctx context.Context, ln net.Listener) error {
 			p.handle(ctx, c)
 		}()
 	}
+}
+
+// retryAccept reports whether an accept error is a passing shortage of
+// resources rather than a closed or broken listener.
+func retryAccept(err error) bool {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *proxy) track(c net.Conn, add bool) {

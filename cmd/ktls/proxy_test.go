@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -434,5 +435,21 @@ func TestProxyInteractive(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestRetryAccept(t *testing.T) {
+	for _, c := range []struct {
+		err   error
+		retry bool
+	}{
+		{&net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}, true},
+		{&net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.ECONNABORTED)}, true},
+		{net.ErrClosed, false},
+		{errors.New("other"), false},
+	} {
+		if got := retryAccept(c.err); got != c.retry {
+			t.Errorf("retryAccept(%v) = %v, want %v", c.err, got, c.retry)
+		}
 	}
 }
