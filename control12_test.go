@@ -1,0 +1,227 @@
+package ktls
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ktls-go/ktls/internal/ktlstest"
+	"github.com/ktls-go/ktls/record"
+)
+
+// recordingConn keeps a copy of the bytes read from and written to a conn.
+type recordingConn struct {
+	net.Conn
+	mu          sync.Mutex
+	read, wrote bytes.Buffer
+}
+
+func (c *recordingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	c.read.Write(p[:n])
+	c.mu.Unlock()
+	return n, err
+}
+
+func (c *recordingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.mu.Lock()
+	c.wrote.Write(p[:n])
+	c.mu.Unlock()
+	return n, err
+}
+
+// newRawPeer12 is newRawPeer for TLS 1.2: the raw peer's keys come from the
+// CLIENT_RANDOM key log line and the ServerHello random seen on the wire.
+func newRawPeer12(t testing.TB, engine Offload, ktlsServer bool) (*Conn, *rawPeer) {
+	t.Helper()
+	var kl keyLogBuf
+	scfg, ccfg := serverTLS(), clientTLS()
+	scfg.SessionTicketsDisabled = true
+	scfg.MaxVersion, ccfg.MaxVersion = tls.VersionTLS12, tls.VersionTLS12
+	kcfg := &Config{TX: engine, RX: engine}
+	var pcfg *tls.Config
+	if ktlsServer {
+		kcfg.TLS, pcfg = scfg, ccfg
+	} else {
+		kcfg.TLS, pcfg = ccfg, scfg
+	}
+	pcfg.KeyLogWriter = &kl
+	cc, ss := tcpPair(t)
+	deadline := time.Now().Add(20 * time.Second)
+	cc.SetDeadline(deadline)
+	ss.SetDeadline(deadline)
+	var k *Conn
+	var p *tls.Conn
+	var praw net.Conn
+	if ktlsServer {
+		k, praw = Server(ss, kcfg), cc
+	} else {
+		k, praw = Client(cc, kcfg), ss
+	}
+	rec := &recordingConn{Conn: praw}
+	if ktlsServer {
+		p = tls.Client(rec, pcfg)
+	} else {
+		p = tls.Server(rec, pcfg)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- p.Handshake() }()
+	if err := k.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if v := p.ConnectionState().Version; v != tls.VersionTLS12 {
+		t.Fatalf("version %x, want TLS 1.2", v)
+	}
+	// The ServerHello is the first record from the server: record
+	// header, handshake header, legacy_version, then the random.
+	fromServer := rec.read.Bytes()
+	if !ktlsServer {
+		fromServer = rec.wrote.Bytes()
+	}
+	if len(fromServer) < 43 || fromServer[0] != byte(record.TypeHandshake) || fromServer[5] != 2 {
+		t.Fatal("no ServerHello at the start of the server's stream")
+	}
+	serverRandom := fromServer[11:43]
+	clientRandom, master := clientRandomLine(t, &kl)
+	suite := p.ConnectionState().CipherSuite
+	client, server, err := record.TLS12Sessions(suite, master, clientRandom, serverRandom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each side sent and received one record (Finished) after
+	// ChangeCipherSpec: no tickets, no other records.
+	client.Seq, server.Seq = 1, 1
+	tx, rx := client, server
+	if !ktlsServer {
+		tx, rx = server, client
+	}
+	sl, err := record.NewSealer(tx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, err := record.NewOpener(rx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := &rawPeer{t: t, conn: praw, suite: suite}
+	rp.w = record.NewWriter(praw, sl)
+	rp.r = record.NewReader(praw, op)
+	return k, rp
+}
+
+// clientRandomLine returns the client random and master secret of the
+// CLIENT_RANDOM key log line.
+func clientRandomLine(t testing.TB, k *keyLogBuf) (clientRandom, master []byte) {
+	t.Helper()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for line := range strings.Lines(k.b.String()) {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[0] == "CLIENT_RANDOM" {
+			cr, err1 := hex.DecodeString(f[1])
+			ms, err2 := hex.DecodeString(f[2])
+			if err := errors.Join(err1, err2); err != nil {
+				t.Fatal(err)
+			}
+			return cr, ms
+		}
+	}
+	t.Fatal("no CLIENT_RANDOM in the key log")
+	return nil, nil
+}
+
+func TestControlRecords12(t *testing.T) { testControlRecords12(t, OffloadUser) }
+
+func TestKernelControlRecords12(t *testing.T) {
+	ktlstest.RequireKernel(t)
+	testControlRecords12(t, OffloadKernel)
+}
+
+// testControlRecords12 sends control records after a TLS 1.2 handshake.
+func testControlRecords12(t *testing.T, engine Offload) {
+	t.Run("data", func(t *testing.T) {
+		k, rp := newRawPeer12(t, engine, true)
+		rp.send(record.TypeApplicationData, []byte("hello"))
+		buf := make([]byte, 10)
+		n, err := k.Read(buf)
+		if err != nil || string(buf[:n]) != "hello" {
+			t.Fatalf("Read = %q, %v", buf[:n], err)
+		}
+		go k.Write([]byte("back"))
+		if typ, p, err := rp.recv(); err != nil || typ != record.TypeApplicationData || string(p) != "back" {
+			t.Fatalf("peer got %v %q, %v", typ, p, err)
+		}
+	})
+	for name, a := range map[string]record.Alert{
+		"warning_user_canceled":    record.AlertUserCanceled,
+		"warning_no_renegotiation": record.AlertNoRenegotiation,
+	} {
+		t.Run(name, func(t *testing.T) {
+			k, rp := newRawPeer12(t, engine, true)
+			rp.send(record.TypeAlert, []byte{1, byte(a)})
+			rp.send(record.TypeApplicationData, []byte("after"))
+			buf := make([]byte, 10)
+			n, err := k.Read(buf)
+			if err != nil || string(buf[:n]) != "after" {
+				t.Fatalf("Read = %q, %v; want the data after the warning", buf[:n], err)
+			}
+		})
+	}
+	t.Run("fatal_alert", func(t *testing.T) {
+		k, rp := newRawPeer12(t, engine, true)
+		rp.send(record.TypeAlert, []byte{2, byte(record.AlertHandshakeFailure)})
+		_, err := k.Read(make([]byte, 1))
+		var ae tls.AlertError
+		if !errors.As(err, &ae) || ae != tls.AlertError(record.AlertHandshakeFailure) || !strings.Contains(err.Error(), "handshake failure") {
+			t.Fatalf("Read = %v, want tls.AlertError handshake_failure", err)
+		}
+	})
+	t.Run("close_notify", func(t *testing.T) {
+		k, rp := newRawPeer12(t, engine, true)
+		rp.send(record.TypeApplicationData, []byte("data"))
+		rp.send(record.TypeAlert, []byte{1, 0})
+		got, err := io.ReadAll(k)
+		if err != nil || string(got) != "data" {
+			t.Fatalf("ReadAll = %q, %v", got, err)
+		}
+		if _, err := k.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("Read after close_notify = %v, want io.EOF", err)
+		}
+		k.Close()
+		rp.wantAlert(record.AlertCloseNotify)
+	})
+	for name, tc := range map[string]struct {
+		ktlsServer bool
+		typ        record.ContentType
+		p          []byte
+	}{
+		"hello_request":      {false, record.TypeHandshake, []byte{0, 0, 0, 0}},
+		"client_hello":       {true, record.TypeHandshake, []byte{1, 0, 0, 0}},
+		"change_cipher_spec": {true, record.TypeChangeCipherSpec, []byte{1}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			k, rp := newRawPeer12(t, engine, tc.ktlsServer)
+			before := Stats().Control.Unexpected
+			rp.send(tc.typ, tc.p)
+			if _, err := k.Read(make([]byte, 1)); err == nil {
+				t.Fatal("Read succeeded")
+			}
+			rp.wantAlert(record.AlertUnexpectedMessage)
+			if Stats().Control.Unexpected <= before {
+				t.Error("not counted as unexpected")
+			}
+		})
+	}
+}
