@@ -125,7 +125,7 @@ func Enable(c syscall.RawConn, d Direction, s *record.Session) error {
 	b := e.Marshal(bytesPtr(e.CipherKey), bytesPtr(e.IV), bytesPtr(e.AuthKey))
 	err = control(c, func(fd int) error {
 		if err := setsockoptBytes(fd, unix.IPPROTO_TCP, opt, b); err != nil {
-			return os.NewSyscallError(name, err)
+			return enableError(d, os.NewSyscallError(name, err))
 		}
 		return nil
 	})
@@ -134,6 +134,45 @@ func Enable(c syscall.RawConn, d Direction, s *record.Session) error {
 	runtime.KeepAlive(e.IV)
 	runtime.KeepAlive(e.AuthKey)
 	return err
+}
+
+// enableError explains the errnos of TCP_TXTLS_ENABLE and TCP_RXTLS_ENABLE
+// (sys/kern/uipc_ktls.c); the result still wraps err. On FreeBSD ENOTSUP
+// and EOPNOTSUPP are the same errno.
+func enableError(d Direction, err error) error {
+	var why string
+	switch {
+	case errors.Is(err, unix.ENOTSUP):
+		why = "ktls(4) is off (kern.ipc.tls.enable=0) or has no crypto backend for this cipher suite (kern.ipc.tls.cbc_enable=0 for CBC)"
+	case errors.Is(err, unix.EALREADY):
+		why = "this direction already has a TLS session; ktls(4) cannot re-key"
+	case errors.Is(err, unix.ENXIO):
+		why = "ktls(4) TX needs unmapped mbufs (sysctl kern.ipc.mb_use_ext_pgs=1)"
+	default:
+		return err
+	}
+	return fmt.Errorf("kernel: enabling %v: %s: %w", d, why, err)
+}
+
+// SetTXMode switches the sending direction between software and device
+// (IFNET) offload (setsockopt IPPROTO_TCP TCP_TXTLS_MODE with
+// TCP_TLS_MODE_SW or TCP_TLS_MODE_IFNET). conf is ConfSW or ConfHW.
+func SetTXMode(c syscall.RawConn, conf Conf) error {
+	var mode int
+	switch conf {
+	case ConfSW:
+		mode = 1 // TCP_TLS_MODE_SW
+	case ConfHW:
+		mode = 2 // TCP_TLS_MODE_IFNET
+	default:
+		return fmt.Errorf("kernel: TX mode %v: %w", conf, syscall.EINVAL)
+	}
+	return control(c, func(fd int) error {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, tcpTXTLSMode, mode); err != nil {
+			return os.NewSyscallError("setsockopt TCP_TXTLS_MODE", err)
+		}
+		return nil
+	})
 }
 
 // bytesPtr is the address of b's first byte, 0 for an empty b. Go's heap does

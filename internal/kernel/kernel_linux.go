@@ -268,3 +268,10 @@ func Stats() (map[string]uint64, error) {
 	defer f.Close()
 	return parseTLSStat(f)
 }
+
+// SetTXMode fails with an error wrapping errors.ErrUnsupported: Linux
+// chooses device offload itself when the device can do it (TLS_HW), and
+// offers no switch between software and device once a direction is set.
+func SetTXMode(c syscall.RawConn, conf Conf) error {
+	return fmt.Errorf("kernel: switching the TX mode: Linux chooses device offload itself: %w", errors.ErrUnsupported)
+}

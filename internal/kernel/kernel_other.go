@@ -45,3 +45,6 @@ func Stats() (map[string]uint64, error) { return nil, errUnsupported }
 
 // ClearError fails with an error wrapping errors.ErrUnsupported.
 func ClearError(c syscall.RawConn) error { return errUnsupported }
+
+// SetTXMode fails with an error wrapping errors.ErrUnsupported.
+func SetTXMode(c syscall.RawConn, conf Conf) error { return errUnsupported }
