@@ -25,10 +25,10 @@ import (
 	"github.com/ktls-go/ktls/internal/ktlstest"
 )
 
-// loadConfig is the scale of a load run.
+// loadConfig is the scale of a load run of ktls serve or ktls proxy.
 type loadConfig struct {
 	conns     int // well-behaved clients, each on its own connection, all open at once
-	bigEvery  int // every bigEvery-th client also fetches the 1 MiB file
+	bigEvery  int // every bigEvery-th client also moves the large file or stream
 	slowEvery int // every slowEvery-th of those reads it slowly
 	stallers  int // clients that open TCP and never finish a handshake
 	tx, rx    ktls.Offload
@@ -39,18 +39,23 @@ func TestLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test")
 	}
+	testLoad(t, hostLoad())
+}
+
+// hostLoad is the scale of the load tests on the host: 2,000 connections,
+// 1,000 under the race detector (which allows 8128 goroutines; each
+// connection has about five), and 50 inside the lab, whose guest has 1 GiB
+// of memory and an emulated CPU (the TestKernel* variants run there at that
+// scale with the kernel engine).
+func hostLoad() loadConfig {
 	cfg := loadConfig{conns: 2000, bigEvery: 8, slowEvery: 10, stallers: 200}
 	if raceEnabled() {
-		// The race detector allows 8128 goroutines; each connection
-		// has about five.
 		cfg.conns = 1000
 	}
 	if os.Getenv("KTLS_LAB") == "1" {
-		// The lab's guest has 1 GiB of memory and an emulated CPU:
-		// TestKernelLoad covers it at this scale with the kernel engine.
 		cfg.conns, cfg.stallers = 50, 10
 	}
-	testLoad(t, cfg)
+	return cfg
 }
 
 // raceEnabled reports whether the test binary was built with -race.

@@ -22,34 +22,13 @@ import (
 	"github.com/ktls-go/ktls/internal/ktlstest"
 )
 
-// proxyLoadConfig is the scale of a proxy load run.
-type proxyLoadConfig struct {
-	conns     int // well-behaved clients, each on its own connection, all open at once
-	bigEvery  int // every bigEvery-th client sends and receives large streams
-	slowEvery int // every slowEvery-th client reads slowly
-	stallers  int // clients that open TCP and never finish a handshake
-	tx, rx    ktls.Offload
-}
-
 // TestProxyLoad runs ktls proxy (terminating TLS) under 2,000 concurrent
 // connections on loopback.
 func TestProxyLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test")
 	}
-	cfg := proxyLoadConfig{conns: 2000, bigEvery: 8, slowEvery: 10, stallers: 200}
-	if raceEnabled() {
-		// The race detector allows 8128 goroutines; each connection
-		// has five (client, proxy handler and relay, backend reader
-		// and writer).
-		cfg.conns = 1000
-	}
-	if os.Getenv("KTLS_LAB") == "1" {
-		// The lab's guest has 1 GiB of memory and an emulated CPU:
-		// TestKernelProxyLoad covers it at this scale with the kernel
-		// engine.
-		cfg.conns, cfg.stallers = 50, 10
-	}
+	cfg := hostLoad()
 	// Each connection takes four descriptors in this process: the
 	// client's, the proxy's two and the backend's.
 	var rl syscall.Rlimit
@@ -63,7 +42,7 @@ func TestProxyLoad(t *testing.T) {
 // with both directions of the TLS side in the kernel.
 func TestKernelProxyLoad(t *testing.T) {
 	ktlstest.RequireKernel(t)
-	testProxyLoad(t, proxyLoadConfig{conns: 50, bigEvery: 5, slowEvery: 3, stallers: 10, tx: ktls.OffloadKernel, rx: ktls.OffloadKernel})
+	testProxyLoad(t, loadConfig{conns: 50, bigEvery: 5, slowEvery: 3, stallers: 10, tx: ktls.OffloadKernel, rx: ktls.OffloadKernel})
 }
 
 // openFDs counts the open file descriptors of this process.
@@ -118,7 +97,7 @@ func hashBackend(data []byte) func(net.Conn) {
 // stallers must be evicted by the handshake timeout, and the goroutines and
 // open file descriptors must come back to their levels before the proxy
 // started.
-func testProxyLoad(t *testing.T, cfg proxyLoadConfig) {
+func testProxyLoad(t *testing.T, cfg loadConfig) {
 	const (
 		small, bigUp, bigDown = 4 << 10, 256 << 10, 1 << 20
 		handshakeTimeout      = 5 * time.Second

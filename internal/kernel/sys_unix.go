@@ -43,16 +43,7 @@ func setsockoptBytes(fd, level, opt int, b []byte) error {
 func sendmsg(fd int, p, oob []byte, flags int) (int, error) {
 	var msg unix.Msghdr
 	var iov unix.Iovec
-	if len(p) > 0 {
-		iov.Base = &p[0]
-		iov.SetLen(len(p))
-		msg.Iov = &iov
-		msg.SetIovlen(1)
-	}
-	if len(oob) > 0 {
-		msg.Control = &oob[0]
-		msg.SetControllen(len(oob))
-	}
+	setMsghdr(&msg, &iov, p, oob)
 	for {
 		n, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
 		if e == unix.EINTR {
@@ -65,21 +56,27 @@ func sendmsg(fd int, p, oob []byte, flags int) (int, error) {
 	}
 }
 
-// recvmsg is recvmsg(2) with one data buffer and a control buffer; it returns
-// the data length, the control length and the message flags.
-func recvmsg(fd int, p, oob []byte, flags int) (n, oobn, rflags int, err error) {
-	var msg unix.Msghdr
-	var iov unix.Iovec
+// setMsghdr points msg at the data buffer p (through iov, none when p is
+// empty) and the control buffer oob.
+func setMsghdr(msg *unix.Msghdr, iov *unix.Iovec, p, oob []byte) {
 	if len(p) > 0 {
 		iov.Base = &p[0]
 		iov.SetLen(len(p))
-		msg.Iov = &iov
+		msg.Iov = iov
 		msg.SetIovlen(1)
 	}
 	if len(oob) > 0 {
 		msg.Control = &oob[0]
 		msg.SetControllen(len(oob))
 	}
+}
+
+// recvmsg is recvmsg(2) with one data buffer and a control buffer; it returns
+// the data length, the control length and the message flags.
+func recvmsg(fd int, p, oob []byte, flags int) (n, oobn, rflags int, err error) {
+	var msg unix.Msghdr
+	var iov unix.Iovec
+	setMsghdr(&msg, &iov, p, oob)
 	for {
 		r, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
 		if e == unix.EINTR {
