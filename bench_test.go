@@ -29,18 +29,40 @@ func newHandshakeConfigs(version uint16) *handshakeConfigs {
 		&Config{TLS: cli, TX: OffloadUser, RX: OffloadUser}}
 }
 
-// handshakeOn runs one handshake on the loopback connection cc-ss, with
-// crypto/tls on both ends or ktls (hand-off to user space) on both ends.
+// handshakeOn runs one short connection on the loopback connection cc-ss,
+// as ktls bench does: the handshake (ktls: and the hand-off to user space),
+// one byte from the client echoed by the server, the client's close and the
+// server's read of the end of the stream and close; crypto/tls on both ends
+// or ktls on both ends.
 func (hc *handshakeConfigs) handshakeOn(tb testing.TB, useKTLS bool, cc, ss net.Conn) {
-	var server, client interface{ Handshake() error }
+	var server, client net.Conn
 	if useKTLS {
 		server, client = Server(ss, hc.kSrv), Client(cc, hc.kCli)
 	} else {
 		server, client = tls.Server(ss, hc.srv), tls.Client(cc, hc.cli)
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- server.Handshake() }()
-	if err := client.Handshake(); err != nil {
+	go func() {
+		b := make([]byte, 1)
+		_, err := io.ReadFull(server, b)
+		if err == nil {
+			_, err = server.Write(b)
+		}
+		if err == nil {
+			_, err = io.Copy(io.Discard, server)
+		}
+		server.Close()
+		errc <- err
+	}()
+	b := []byte{1}
+	_, err := client.Write(b)
+	if err == nil {
+		_, err = io.ReadFull(client, b)
+	}
+	if err == nil {
+		err = client.Close()
+	}
+	if err != nil {
 		tb.Fatal(err)
 	}
 	if err := <-errc; err != nil {

@@ -162,23 +162,30 @@ func (w *Writer) flush() error {
 }
 
 const (
-	// readChunk is the least room Reader leaves for one read from the
-	// underlying reader.
+	// readChunk is the least room a Reader of full size leaves for one
+	// read from the underlying reader.
 	readChunk = 1 << 16
-	// readBufSize holds a partial record of the largest size plus a chunk.
+	// readBufSize, the full size, holds a partial record of the largest
+	// size plus a chunk.
 	readBufSize = readChunk + HeaderLen + maxCiphertext12
+	// readBufStart is the size a Reader's buffer starts at: enough for the
+	// small records of a short exchange, so that a connection that moves
+	// little does not allocate and clear the full size.
+	readBufStart = 4096
 )
 
 // Reader reads protected records from an underlying reader, typically the
 // TCP connection of a direction whose record layer runs in user space. It
-// reads in large chunks (64 KiB and more), keeps records that arrive split
-// across reads, and opens each record in place in its buffer. It is not safe
-// for concurrent use.
+// reads in large chunks (64 KiB and more, once the stream has shown it has
+// that much to read), keeps records that arrive split across reads, and
+// opens each record in place in its buffer. It is not safe for concurrent
+// use.
 type Reader struct {
 	r          io.Reader
 	o          *Opener
 	buf        []byte
 	start, end int   // unread bytes are buf[start:end]
+	full       bool  // the last read filled the buffer: more may be waiting
 	rerr       error // error from r, returned once the buffer runs dry
 	err        error // sticky record error
 }
@@ -235,9 +242,6 @@ func (r *Reader) Buffered() int { return r.end - r.start }
 
 // fill reads until at least n unread bytes are buffered.
 func (r *Reader) fill(n int) error {
-	if r.buf == nil {
-		r.buf = make([]byte, readBufSize)
-	}
 	for empty := 0; r.end-r.start < n; {
 		if err := r.rerr; err != nil {
 			r.rerr = nil
@@ -251,15 +255,13 @@ func (r *Reader) fill(n int) error {
 			}
 			return err
 		}
-		if len(r.buf)-r.start < n || len(r.buf)-r.end < readChunk {
-			r.end = copy(r.buf, r.buf[r.start:r.end])
-			r.start = 0
-		}
+		r.makeRoom(n)
 		m, err := r.r.Read(r.buf[r.end:])
 		if m < 0 || m > len(r.buf)-r.end {
 			return errorf("read", AlertInternalError, syscall.EIO)
 		}
 		r.end += m
+		r.full = r.end == len(r.buf)
 		r.rerr = err
 		if m > 0 || err != nil {
 			empty = 0
@@ -268,6 +270,20 @@ func (r *Reader) fill(n int) error {
 		}
 	}
 	return nil
+}
+
+// makeRoom moves the unread bytes, less than n and so less than a record,
+// to the start of the buffer, so that the next read has all the rest of it.
+// The buffer grows from readBufStart to readBufSize when n needs it or the
+// last read filled it: at full size a read has room for readChunk bytes.
+func (r *Reader) makeRoom(n int) {
+	buf := r.buf
+	if len(buf) < n || r.full && len(buf) < readBufSize {
+		buf = make([]byte, min(max(n, 2*len(buf), readBufStart), readBufSize))
+		r.full = false
+	}
+	r.end = copy(buf, r.buf[r.start:r.end])
+	r.buf, r.start = buf, 0
 }
 
 // readsWithoutBlocking reports whether reads from r never wait for a peer:

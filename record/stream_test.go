@@ -140,6 +140,50 @@ func TestReaderChunks(t *testing.T) {
 	}
 }
 
+// TestReaderBufferGrows checks that a Reader's buffer stays small while
+// the records are small and the stream comes in small pieces, grows to hold
+// a large record, and reaches its full size once reads fill it.
+func TestReaderBufferGrows(t *testing.T) {
+	sl, o := pair(t, VersionTLS13, tls.TLS_AES_128_GCM_SHA256)
+	var stream []byte
+	var err error
+	for range 100 {
+		if stream, err = sl.Seal(stream, TypeApplicationData, []byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	small := len(stream)
+	big := bytes.Repeat([]byte{7}, MaxPlaintext)
+	for range 20 {
+		if stream, err = sl.Seal(stream, TypeApplicationData, big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := bytes.NewReader(stream)
+	// The small records come in one read that does not fill the buffer.
+	r := NewReader(io.LimitReader(src, int64(small)), o)
+	for range 100 {
+		if _, pt, err := r.ReadRecord(); err != nil || string(pt) != "ping" {
+			t.Fatalf("small record: %q, %v", pt, err)
+		}
+		if len(r.buf) != readBufStart {
+			t.Fatalf("buffer of %d bytes for small records, want %d", len(r.buf), readBufStart)
+		}
+	}
+	r.r = src
+	for i := range 20 {
+		if _, pt, err := r.ReadRecord(); err != nil || !bytes.Equal(pt, big) {
+			t.Fatalf("large record %d: %d bytes, %v", i, len(pt), err)
+		}
+		if len(r.buf) < len(big)+sl.Overhead() {
+			t.Fatalf("buffer of %d bytes holds no large record", len(r.buf))
+		}
+	}
+	if len(r.buf) != readBufSize {
+		t.Errorf("buffer of %d bytes after a bulk stream, want %d", len(r.buf), readBufSize)
+	}
+}
+
 func TestReaderTruncated(t *testing.T) {
 	sl, _ := pair(t, VersionTLS13, tls.TLS_CHACHA20_POLY1305_SHA256)
 	stream, payloads := records(t, sl, 3)
