@@ -16,15 +16,16 @@ const maxSendfile = 1 << 30
 // type, so that the wrapper io.Copy(conn, f) passes on (File.WriteTo hides
 // itself behind a type embedding *os.File) still qualifies.
 type file interface {
-	io.ReadSeeker
+	io.Reader
 	Stat() (fs.FileInfo, error)
 	SyscallConn() (syscall.RawConn, error)
 }
 
 // sendFile sends the rest of r with sendfile(2) if r is a regular file (see
-// file) or an io.LimitedReader of one; handled is false otherwise. c.out is held
-// and the sending direction is in the kernel, which makes the records. The
-// bytes sent are counted in c.sendfileBytes.
+// file) or an io.LimitedReader of one; handled is false otherwise. c.out is
+// held and the sending direction is in the kernel, which makes the records.
+// sendfile(2) reads from the file's offset and advances it, as a read
+// would. The bytes sent are counted in c.sendfileBytes.
 func (c *Conn) sendFile(r io.Reader) (written int64, handled bool, err error) {
 	remain := int64(1) << 62
 	lr, limited := r.(*io.LimitedReader)
@@ -39,11 +40,6 @@ func (c *Conn) sendFile(r io.Reader) (written int64, handled bool, err error) {
 	if err != nil || !fi.Mode().IsRegular() {
 		return 0, false, nil
 	}
-	pos, err := f.Seek(0, io.SeekCurrent)
-	if err != nil {
-		return 0, false, nil
-	}
-	remain = min(remain, fi.Size()-pos)
 	fc, err := f.SyscallConn()
 	if err != nil {
 		return 0, false, nil
@@ -52,7 +48,7 @@ func (c *Conn) sendFile(r io.Reader) (written int64, handled bool, err error) {
 	cerr := fc.Control(func(infd uintptr) {
 		serr = c.rc.Write(func(outfd uintptr) bool {
 			for remain > 0 {
-				n, err := unix.Sendfile(int(outfd), int(infd), &pos, int(min(remain, maxSendfile)))
+				n, err := unix.Sendfile(int(outfd), int(infd), nil, int(min(remain, maxSendfile)))
 				if n > 0 {
 					written += int64(n)
 					remain -= int64(n)
@@ -66,7 +62,7 @@ func (c *Conn) sendFile(r io.Reader) (written int64, handled bool, err error) {
 					serr = os.NewSyscallError("sendfile", err)
 					return true
 				case n == 0:
-					return true // the file shrank
+					return true // the end of the file
 				}
 			}
 			return true
@@ -74,9 +70,6 @@ func (c *Conn) sendFile(r io.Reader) (written int64, handled bool, err error) {
 	})
 	if serr == nil {
 		serr = cerr
-	}
-	if _, err := f.Seek(pos, io.SeekStart); err != nil && serr == nil {
-		serr = err
 	}
 	if limited {
 		lr.N -= written
