@@ -86,9 +86,13 @@ type Offload int
 const (
 	// OffloadAuto puts the direction in the kernel when the kernel has TLS
 	// and takes the session, and in the user-space record layer otherwise.
+	// Linux attaches TLS only to an established connection: one whose peer
+	// has already closed its side (its FIN arrived before the hand-off) goes
+	// on in user space.
 	OffloadAuto Offload = iota
 	// OffloadKernel requires the kernel: the handshake fails when the
-	// kernel cannot take the direction.
+	// kernel cannot take the direction, with an error wrapping the kernel's
+	// errno (ENOTCONN on Linux when the peer had already closed its side).
 	OffloadKernel
 	// OffloadUser puts the direction in the user-space record layer.
 	OffloadUser

@@ -79,7 +79,11 @@ func probeRekey() error {
 // when the tls module is missing.
 func Attach(c syscall.RawConn) error {
 	return control(c, func(fd int) error {
-		if err := unix.SetsockoptString(fd, unix.IPPROTO_TCP, unix.TCP_ULP, "tls"); err != nil {
+		err := unix.SetsockoptString(fd, unix.IPPROTO_TCP, unix.TCP_ULP, "tls")
+		switch {
+		case err == unix.ENOTCONN:
+			return fmt.Errorf("kernel: TLS attaches only to an established TCP connection (has the peer closed its side?): %w", os.NewSyscallError("setsockopt TCP_ULP", err))
+		case err != nil:
 			return os.NewSyscallError("setsockopt TCP_ULP", err)
 		}
 		return nil
