@@ -370,7 +370,7 @@ func (c *Conn) readLocked(p []byte) (int, error) {
 			return 0, c.in.err
 		}
 		buf := p
-		if len(buf) < record.MaxPlaintext {
+		if c.rxMode.IsKernel() && len(buf) < record.MaxPlaintext {
 			buf = nil
 		}
 		typ, data, err := c.recvLocked(buf)
@@ -391,9 +391,9 @@ func (c *Conn) readLocked(p []byte) (int, error) {
 }
 
 // recvLocked reads the next record from the engine that owns RX, into buf
-// if the kernel owns RX and buf is not nil (else into c.in's buffers), and
-// counts it. At the end of the stream and on bad records it sets c.in.err;
-// c.in is held.
+// if buf is not nil and (in user space) the record fits, else into c.in's
+// buffers, and counts it. At the end of the stream and on bad records it
+// sets c.in.err; c.in is held.
 func (c *Conn) recvLocked(buf []byte) (record.ContentType, []byte, error) {
 	var (
 		typ  record.ContentType
@@ -412,7 +412,7 @@ func (c *Conn) recvLocked(buf []byte) (record.ContentType, []byte, error) {
 		}
 		typ, data = t, buf[:n]
 	} else {
-		t, d, err := c.in.r.ReadRecord()
+		t, d, err := c.in.r.ReadRecordTo(buf)
 		if err != nil {
 			return 0, nil, c.readError(err)
 		}

@@ -225,6 +225,14 @@ func (o *Opener) Version() uint16 { return o.p.version }
 // without a valid inner content type, and ErrSeqOverflow after the record
 // with sequence number 2^64-1.
 func (o *Opener) Open(rec []byte) (ContentType, []byte, error) {
+	return o.open(nil, rec)
+}
+
+// open is Open, except that the record is decrypted into dst, which must not
+// overlap rec, when dst has room for its whole decrypted body (for TLS 1.3
+// the payload, the inner content type and any padding), and in place
+// otherwise.
+func (o *Opener) open(dst, rec []byte) (ContentType, []byte, error) {
 	p := &o.p
 	if p.done {
 		return 0, nil, errorf("open", AlertInternalError, ErrSeqOverflow)
@@ -251,14 +259,21 @@ func (o *Opener) Open(rec []byte) (ContentType, []byte, error) {
 		typ = h.Type
 		pt  []byte
 	)
+	// out is where the plaintext of the ciphertext ct goes.
+	out := func(ct []byte) []byte {
+		if len(ct)-tagLen <= len(dst) {
+			return dst[:0]
+		}
+		return ct[:0]
+	}
 	switch {
 	case p.version == VersionTLS13:
-		pt, err = p.aead.Open(body[:0], p.setNonce(nil), body, rec[:HeaderLen])
+		pt, err = p.aead.Open(out(body), p.setNonce(nil), body, rec[:HeaderLen])
 	case p.explicit:
 		ct := body[explicitNonceLen:]
-		pt, err = p.aead.Open(ct[:0], p.setNonce(body[:explicitNonceLen]), ct, p.setAD(typ, len(ct)-tagLen))
+		pt, err = p.aead.Open(out(ct), p.setNonce(body[:explicitNonceLen]), ct, p.setAD(typ, len(ct)-tagLen))
 	default:
-		pt, err = p.aead.Open(body[:0], p.setNonce(nil), body, p.setAD(typ, len(body)-tagLen))
+		pt, err = p.aead.Open(out(body), p.setNonce(nil), body, p.setAD(typ, len(body)-tagLen))
 	}
 	if err != nil {
 		return 0, nil, errorf("open", AlertBadRecordMAC, syscall.EBADMSG)

@@ -206,6 +206,18 @@ func NewReader(r io.Reader, o *Opener) *Reader {
 // Other errors of the underlying reader are returned as they are and do not
 // stick; data read before them is kept.
 func (r *Reader) ReadRecord() (ContentType, []byte, error) {
+	return r.ReadRecordTo(nil)
+}
+
+// ReadRecordTo is ReadRecord, except that a record whose decrypted body fits
+// in dst is opened into dst, which saves copying its plaintext out of the
+// Reader's buffer: the plaintext returned is then dst[:n], and dst may have
+// been written beyond n (TLS 1.3 padding and inner content type). A dst of
+// MaxPlaintext+1 bytes holds any record; for a smaller one the result
+// depends on the record, and a record that does not fit is opened in place
+// in the Reader's buffer as by ReadRecord. dst must not overlap the
+// Reader's buffer; when opening fails, dst's contents are unspecified.
+func (r *Reader) ReadRecordTo(dst []byte) (ContentType, []byte, error) {
 	if r.err != nil {
 		return 0, nil, r.err
 	}
@@ -223,7 +235,7 @@ func (r *Reader) ReadRecord() (ContentType, []byte, error) {
 	}
 	rec := r.buf[r.start : r.start+n]
 	r.start += n
-	typ, pt, err := r.o.Open(rec)
+	typ, pt, err := r.o.open(dst, rec)
 	if err != nil {
 		r.err = err
 		return 0, nil, err

@@ -140,6 +140,74 @@ func TestReaderChunks(t *testing.T) {
 	}
 }
 
+// TestReaderReadRecordTo opens records into the caller's buffer when their
+// decrypted body fits (TLS 1.3: payload, inner type and padding), and in
+// place otherwise, for every suite; a bad record fails the same way as with
+// ReadRecord.
+func TestReaderReadRecordTo(t *testing.T) {
+	for _, st := range allSuites {
+		name := tls.CipherSuiteName(st.suite)
+		sl, o := pair(t, st.version, st.suite)
+		sizes := []int{0, 1, 100, MaxPlaintext - 1, MaxPlaintext}
+		var stream []byte
+		for i, n := range sizes {
+			var err error
+			if stream, err = sl.Seal(stream, TypeApplicationData, testPayload(n, i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		padded := st.version == VersionTLS13
+		if padded { // "hi", type, 100 bytes of padding
+			stream = append(stream, sealInner13(sl, append([]byte{'h', 'i', 23}, make([]byte, 100)...))...)
+		}
+		r := NewReader(bytes.NewReader(stream), o)
+		dst := make([]byte, 100)
+		for i, n := range sizes {
+			typ, pt, err := r.ReadRecordTo(dst)
+			if err != nil || typ != TypeApplicationData || !bytes.Equal(pt, testPayload(n, i)) {
+				t.Fatalf("%s: record of %d bytes: %v %d bytes, %v", name, n, typ, len(pt), err)
+			}
+			room := n
+			if st.version == VersionTLS13 {
+				room++ // the inner content type
+			}
+			if inDst := n > 0 && &pt[0] == &dst[0]; n > 0 && inDst != (room <= len(dst)) {
+				t.Errorf("%s: record of %d bytes opened into dst: %v", name, n, inDst)
+			}
+		}
+		if padded {
+			typ, pt, err := r.ReadRecordTo(dst)
+			if err != nil || typ != TypeApplicationData || string(pt) != "hi" || &pt[0] == &dst[0] {
+				t.Errorf("%s: padded record of 103 bytes into 100: %v %q, %v", name, typ, pt, err)
+			}
+		}
+		if _, _, err := r.ReadRecordTo(dst); err != io.EOF {
+			t.Errorf("%s: at the end: %v", name, err)
+		}
+
+		// A flipped tag fails whether the record would fit or not.
+		for _, size := range []int{10, 1000} {
+			sl, o := pair(t, st.version, st.suite)
+			rec, err := sl.Seal(nil, TypeApplicationData, testPayload(size, 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec[len(rec)-1] ^= 1
+			_, _, err = NewReader(bytes.NewReader(rec), o).ReadRecordTo(make([]byte, 100))
+			checkErr(t, name+" bad tag", err, syscall.EBADMSG, AlertBadRecordMAC)
+		}
+	}
+}
+
+// testPayload returns n bytes that differ with seed.
+func testPayload(n, seed int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7 + seed)
+	}
+	return b
+}
+
 // TestReaderBufferGrows checks that a Reader's buffer stays small while
 // the records are small and the stream comes in small pieces, grows to hold
 // a large record, and reaches its full size once reads fill it.
