@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -104,14 +103,7 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "ktls proxy: %v\nRun 'ktls help proxy' for usage.\n", err)
 		return exitUsage
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.level}))
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := o.run(ctx, stop, logger, nil); err != nil {
-		logger.Error("ktls proxy failed", "err", err)
-		return 1
-	}
-	return 0
+	return untilSignal(ctx, stderr, o.level, "ktls proxy", o.run)
 }
 
 // check validates the options.

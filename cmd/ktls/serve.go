@@ -111,13 +111,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stdout, version())
 		return 0
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.level}))
+	return untilSignal(ctx, stderr, o.level, "ktls serve", o.serve)
+}
+
+// untilSignal runs a long-running command (serve, proxy) with a text logger
+// on stderr at level, until it returns or SIGINT/SIGTERM cancels its
+// context; it returns the exit status. run gets the context, the function
+// that restores the default signal action (after the first signal a second
+// one ends the process at once) and the logger.
+func untilSignal(ctx context.Context, stderr io.Writer, level slog.Level, name string, run func(context.Context, func(), *slog.Logger, func(net.Addr)) error) int {
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	// After the first signal, stop restores the default action: a second
-	// one ends the process at once.
-	if err := o.serve(ctx, stop, logger, nil); err != nil {
-		logger.Error("ktls serve failed", "err", err)
+	if err := run(ctx, stop, logger, nil); err != nil {
+		logger.Error(name+" failed", "err", err)
 		return 1
 	}
 	return 0
