@@ -33,8 +33,9 @@ large file (throughput) and a 4 KiB file (requests per second).
 
 Each sender and each receiver runs in its own process (this program,
 re-executed), so that CPU time is attributed to one side. Values are medians
-over --rounds; ratios are medians of the per-round ratios. Only ratios within
-one run compare well; the machine should be otherwise idle.
+over --rounds; ratios are medians of the per-round ratios, and "rounds'
+range" shows the smallest and largest per-round throughput ratio. Only
+ratios within one run compare well; the machine should be otherwise idle.
 
 Sizes take a unit: 64MiB, 1GiB, 500MB, 4096.
 

@@ -92,11 +92,16 @@ type Result struct {
 	Available bool   `json:"available"`
 	Reason    string `json:"reason,omitempty"`
 
-	ThroughputGbps     float64 `json:"throughput_gbps"`
-	SenderCPUPerGB     float64 `json:"sender_cpu_s_per_gb"`
-	ReceiverCPUPerGB   float64 `json:"receiver_cpu_s_per_gb"`
-	SyscallsPerMiB     float64 `json:"syscalls_per_mib"` // -1: not counted
-	RatioVsCryptoTLS   float64 `json:"ratio_vs_crypto_tls"`
+	ThroughputGbps   float64 `json:"throughput_gbps"`
+	SenderCPUPerGB   float64 `json:"sender_cpu_s_per_gb"`
+	ReceiverCPUPerGB float64 `json:"receiver_cpu_s_per_gb"`
+	SyscallsPerMiB   float64 `json:"syscalls_per_mib"` // -1: not counted
+	RatioVsCryptoTLS float64 `json:"ratio_vs_crypto_tls"`
+	// RatioMin and RatioMax are the smallest and largest per-round
+	// throughput (ops/s) ratios, which say how much RatioVsCryptoTLS can
+	// be trusted; 0 in results written before they existed.
+	RatioMin           float64 `json:"ratio_vs_crypto_tls_min,omitempty"`
+	RatioMax           float64 `json:"ratio_vs_crypto_tls_max,omitempty"`
 	SenderCPURatio     float64 `json:"sender_cpu_ratio_vs_crypto_tls"`
 	ReceiverCPURatio   float64 `json:"receiver_cpu_ratio_vs_crypto_tls"`
 	OpsPerSecond       float64 `json:"ops_per_s,omitempty"`
@@ -330,21 +335,27 @@ func (j *job) summarize() {
 		slices.Sort(v)
 		return v[len(v)/2]
 	}
-	ratio := func(f func(s sample) float64) float64 {
-		if j.baseline == nil {
-			return 1
-		}
+	// ratios returns the per-round ratios to the baseline, sorted.
+	ratios := func(f func(s sample) float64) []float64 {
 		v := make([]float64, len(j.rounds))
 		for i, s := range j.rounds {
-			v[i] = f(s) / f(j.baseline.rounds[i])
+			v[i] = 1
+			if j.baseline != nil {
+				v[i] = f(s) / f(j.baseline.rounds[i])
+			}
 		}
 		slices.Sort(v)
+		return v
+	}
+	ratio := func(f func(s sample) float64) float64 {
+		v := ratios(f)
 		return v[len(v)/2]
 	}
 	if j.baseline != nil {
 		r.Baseline = j.baseline.res.Name()
 	}
-	r.RatioVsCryptoTLS = ratio(func(s sample) float64 { return s.rate })
+	rate := ratios(func(s sample) float64 { return s.rate })
+	r.RatioVsCryptoTLS, r.RatioMin, r.RatioMax = rate[len(rate)/2], rate[0], rate[len(rate)-1]
 	r.SenderCPURatio = ratio(func(s sample) float64 { return s.sndCPU })
 	r.ReceiverCPURatio = ratio(func(s sample) float64 { return s.rcvCPU })
 	r.Mode = j.rounds[0].mode

@@ -17,7 +17,7 @@ func sampleResults() []Result {
 		{Path: MethodWrite, Engine: EngineCryptoTLS, Version: "TLS 1.3", Suite: "AES-128-GCM", Available: true,
 			ThroughputGbps: 8, SenderCPUPerGB: 0.5, ReceiverCPUPerGB: 0.6, SyscallsPerMiB: 64, RatioVsCryptoTLS: 1, SenderCPURatio: 1, ReceiverCPURatio: 1, Rounds: 3},
 		{Path: MethodWrite, Engine: EngineUser, Version: "TLS 1.3", Suite: "AES-128-GCM", Available: true,
-			ThroughputGbps: 12, SenderCPUPerGB: 0.3, ReceiverCPUPerGB: 0.5, SyscallsPerMiB: 4, RatioVsCryptoTLS: 1.5, SenderCPURatio: 0.6, ReceiverCPURatio: 0.8,
+			ThroughputGbps: 12, SenderCPUPerGB: 0.3, ReceiverCPUPerGB: 0.5, SyscallsPerMiB: 4, RatioVsCryptoTLS: 1.5, RatioMin: 1.25, RatioMax: 1.75, SenderCPURatio: 0.6, ReceiverCPURatio: 0.8,
 			Baseline: "crypto/tls write TLS 1.3 AES-128-GCM", Mode: "tx=user rx=user", Rounds: 3},
 		{Path: MethodHandshake, Engine: EngineUser, Version: "TLS 1.3", Available: true, SyscallsPerMiB: -1,
 			OpsPerSecond: 900, SenderCPUPerOpUs: 600, ReceiverCPUPerOpUs: 500, RatioVsCryptoTLS: 0.95, SenderCPURatio: 1.05, ReceiverCPURatio: 1.02,
@@ -46,7 +46,7 @@ func TestJSONShape(t *testing.T) {
 			}
 		}
 	}
-	if objs[1]["ratio_vs_crypto_tls"] != 1.5 || objs[1]["engine"] != EngineUser {
+	if objs[1]["ratio_vs_crypto_tls"] != 1.5 || objs[1]["ratio_vs_crypto_tls_min"] != 1.25 || objs[1]["ratio_vs_crypto_tls_max"] != 1.75 || objs[1]["engine"] != EngineUser {
 		t.Errorf("object 1 = %v", objs[1])
 	}
 	back, err := ReadJSON(&buf)
@@ -70,7 +70,7 @@ func TestTable(t *testing.T) {
 	}
 	out := buf.String()
 	for _, want := range []string{
-		"ktls-user", "12.00", "1.50x", "0.60x", // bulk row
+		"ktls-user", "12.00", "1.50x", "1.25–1.75", "0.60x", // bulk row
 		"handshake", "900", "0.95x", // operations row
 		"Not measured:", "ktls-kernel sendfile TLS 1.2 AES-256-GCM", "kernel TLS unavailable: test",
 	} {
@@ -89,7 +89,7 @@ func TestMarkdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := buf.String()
-	for _, want := range []string{"| ktls-user | write | TLS 1.3 | AES-128-GCM | 12.00 |", "| ktls-user | handshake | TLS 1.3 | 900 |", "- ktls-kernel sendfile TLS 1.2 AES-256-GCM: kernel TLS unavailable: test"} {
+	for _, want := range []string{"| ktls-user | write | TLS 1.3 | AES-128-GCM | 12.00 |", "| 1.50x | 1.25–1.75 |", "| 0.95x | - |", "| ktls-user | handshake | TLS 1.3 | 900 |", "- ktls-kernel sendfile TLS 1.2 AES-256-GCM: kernel TLS unavailable: test"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, out)
 		}

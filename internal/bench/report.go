@@ -45,23 +45,23 @@ func WriteTable(w io.Writer, results []Result) error {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if len(bulk) > 0 {
-		fmt.Fprintln(tw, "engine\tpath\tversion\tsuite\tGbit/s\tsnd CPU s/GB\trcv CPU s/GB\tsyscalls/MiB\tvs crypto/tls\tsnd CPU vs\trcv CPU vs\t")
+		fmt.Fprintln(tw, "engine\tpath\tversion\tsuite\tGbit/s\tsnd CPU s/GB\trcv CPU s/GB\tsyscalls/MiB\tvs crypto/tls\trounds' range\tsnd CPU vs\trcv CPU vs\t")
 	}
 	for _, r := range bulk {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%.3f\t%.3f\t%s\t%.2fx\t%.2fx\t%.2fx\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%.3f\t%.3f\t%s\t%.2fx\t%s\t%.2fx\t%.2fx\t\n",
 			r.Engine, r.Path, dash(r.Version), dash(r.Suite), r.ThroughputGbps, r.SenderCPUPerGB, r.ReceiverCPUPerGB,
-			syscalls(r.SyscallsPerMiB), r.RatioVsCryptoTLS, r.SenderCPURatio, r.ReceiverCPURatio)
+			syscalls(r.SyscallsPerMiB), r.RatioVsCryptoTLS, ratioRange(r), r.SenderCPURatio, r.ReceiverCPURatio)
 	}
 	if len(bulk) > 0 && len(ops) > 0 {
-		fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t\t\t\t")
+		fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t\t\t\t\t")
 	}
 	if len(ops) > 0 {
-		fmt.Fprintln(tw, "engine\tpath\tversion\tsuite\tops/s\tsnd CPU µs/op\trcv CPU µs/op\t\tvs crypto/tls\tsnd CPU vs\trcv CPU vs\t")
+		fmt.Fprintln(tw, "engine\tpath\tversion\tsuite\tops/s\tsnd CPU µs/op\trcv CPU µs/op\t\tvs crypto/tls\trounds' range\tsnd CPU vs\trcv CPU vs\t")
 	}
 	for _, r := range ops {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t\t%.2fx\t%.2fx\t%.2fx\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t\t%.2fx\t%s\t%.2fx\t%.2fx\t\n",
 			r.Engine, r.Path, dash(r.Version), dash(r.Suite), r.OpsPerSecond, r.SenderCPUPerOpUs, r.ReceiverCPUPerOpUs,
-			r.RatioVsCryptoTLS, r.SenderCPURatio, r.ReceiverCPURatio)
+			r.RatioVsCryptoTLS, ratioRange(r), r.SenderCPURatio, r.ReceiverCPURatio)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -97,6 +97,15 @@ func dash(s string) string {
 	return s
 }
 
+// ratioRange is "min–max" of the per-round throughput ratios, or "-" for
+// one round, a baseline, or results without them.
+func ratioRange(r Result) string {
+	if r.Rounds < 2 || r.RatioMin == 0 || r.RatioMin == r.RatioMax {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f–%.2f", r.RatioMin, r.RatioMax)
+}
+
 func syscalls(v float64) string {
 	if v < 0 {
 		return "n/a"
@@ -118,25 +127,25 @@ func WriteMarkdown(w io.Writer, results []Result) error {
 		}
 	}
 	if len(bulk) > 0 {
-		fmt.Fprintln(w, "| engine | path | version | suite | Gbit/s | sender CPU s/GB | receiver CPU s/GB | syscalls/MiB | throughput vs crypto/tls | sender CPU vs | receiver CPU vs |")
-		fmt.Fprintln(w, "|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|")
+		fmt.Fprintln(w, "| engine | path | version | suite | Gbit/s | sender CPU s/GB | receiver CPU s/GB | syscalls/MiB | throughput vs crypto/tls | rounds' range | sender CPU vs | receiver CPU vs |")
+		fmt.Fprintln(w, "|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
 	}
 	for _, r := range bulk {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f | %.3f | %.3f | %s | %.2fx | %.2fx | %.2fx |\n",
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f | %.3f | %.3f | %s | %.2fx | %s | %.2fx | %.2fx |\n",
 			r.Engine, r.Path, dash(r.Version), dash(r.Suite), r.ThroughputGbps, r.SenderCPUPerGB, r.ReceiverCPUPerGB,
-			syscalls(r.SyscallsPerMiB), r.RatioVsCryptoTLS, r.SenderCPURatio, r.ReceiverCPURatio)
+			syscalls(r.SyscallsPerMiB), r.RatioVsCryptoTLS, ratioRange(r), r.SenderCPURatio, r.ReceiverCPURatio)
 	}
 	if len(ops) > 0 {
 		if len(bulk) > 0 {
 			fmt.Fprintln(w)
 		}
-		fmt.Fprintln(w, "| engine | path | version | ops/s | server CPU µs/op | client CPU µs/op | ops/s vs crypto/tls | server CPU vs | client CPU vs |")
-		fmt.Fprintln(w, "|---|---|---|--:|--:|--:|--:|--:|--:|")
+		fmt.Fprintln(w, "| engine | path | version | ops/s | server CPU µs/op | client CPU µs/op | ops/s vs crypto/tls | rounds' range | server CPU vs | client CPU vs |")
+		fmt.Fprintln(w, "|---|---|---|--:|--:|--:|--:|--:|--:|--:|")
 	}
 	for _, r := range ops {
-		fmt.Fprintf(w, "| %s | %s | %s | %.0f | %.0f | %.0f | %.2fx | %.2fx | %.2fx |\n",
+		fmt.Fprintf(w, "| %s | %s | %s | %.0f | %.0f | %.0f | %.2fx | %s | %.2fx | %.2fx |\n",
 			r.Engine, r.Path, dash(r.Version), r.OpsPerSecond, r.SenderCPUPerOpUs, r.ReceiverCPUPerOpUs,
-			r.RatioVsCryptoTLS, r.SenderCPURatio, r.ReceiverCPURatio)
+			r.RatioVsCryptoTLS, ratioRange(r), r.SenderCPURatio, r.ReceiverCPURatio)
 	}
 	first := true
 	for _, r := range results {
