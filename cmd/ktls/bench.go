@@ -126,24 +126,16 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return bench.RunChild(spec, os.Stdin, stdout, stderr)
 	}
 	fs, o := benchFlags(stdout)
-	usage := fs.Usage
-	fs.Usage = func() {}
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		usage()
-		return 0
-	}
-	if err == nil && len(pos) > 0 {
-		err = fmt.Errorf("unexpected arguments %q", pos)
-	}
-	if err == nil {
+	status, done := parseArgs("bench", fs, args, fs.Usage, stderr, func(pos []string) error {
+		if err := noArgs(pos); err != nil {
+			return err
+		}
 		given := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-		err = o.check(given)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "ktls bench: %v\nRun 'ktls help bench' for usage.\n", err)
-		return exitUsage
+		return o.check(given)
+	})
+	if done {
+		return status
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -114,18 +114,12 @@ func runCheck(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
+	help := func() {
 		fmt.Fprint(stdout, checkUsage)
 		printFlags(stdout, fs)
-		return 0
 	}
-	if err == nil && len(pos) > 0 {
-		err = fmt.Errorf("unexpected argument %q", pos[0])
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "ktls check: %v\nRun 'ktls help check' for usage.\n", err)
-		return exitUsage
+	if status, done := parseArgs("check", fs, args, help, stderr, noArgs); done {
+		return status
 	}
 	r := check()
 	if *asJSON {

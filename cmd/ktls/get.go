@@ -72,18 +72,12 @@ func getFlags() (*flag.FlagSet, *getOptions) {
 // runGet runs "ktls get args".
 func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, o := getFlags()
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
+	help := func() {
 		fmt.Fprint(stdout, getUsage)
 		printFlags(stdout, fs)
-		return 0
 	}
-	if err == nil {
-		err = o.check(pos)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "ktls get: %v\nRun 'ktls help get' for usage.\n", err)
-		return exitUsage
+	if status, done := parseArgs("get", fs, args, help, stderr, o.check); done {
+		return status
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()

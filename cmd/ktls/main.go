@@ -20,6 +20,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -152,6 +153,36 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
+}
+
+// parseArgs parses the arguments of "ktls name" with fs (flags may follow
+// the positional arguments, see parseInterleaved) and hands the positional
+// ones to check. done reports that the command is not to run, with its
+// exit status: after --help, which calls help (status 0), or on bad
+// arguments, which are reported on stderr (exitUsage).
+func parseArgs(name string, fs *flag.FlagSet, args []string, help func(), stderr io.Writer, check func(pos []string) error) (status int, done bool) {
+	fs.Usage = func() {} // flag calls it on every error
+	pos, err := parseInterleaved(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		help()
+		return 0, true
+	}
+	if err == nil {
+		err = check(pos)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ktls %s: %v\nRun 'ktls help %s' for usage.\n", name, err, name)
+		return exitUsage, true
+	}
+	return 0, false
+}
+
+// noArgs is the check of a command without positional arguments.
+func noArgs(pos []string) error {
+	if len(pos) > 0 {
+		return fmt.Errorf("unexpected argument %q", pos[0])
+	}
+	return nil
 }
 
 // printFlags prints the flags of fs in GNU style (--name VALUE).

@@ -89,19 +89,8 @@ func proxyFlags(w io.Writer) (*flag.FlagSet, *proxyOptions) {
 // runProxy runs "ktls proxy args" until ctx ends or SIGINT/SIGTERM.
 func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, o := proxyFlags(stdout)
-	usage := fs.Usage
-	fs.Usage = func() {}
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		usage()
-		return 0
-	}
-	if err == nil {
-		err = o.check(pos)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "ktls proxy: %v\nRun 'ktls help proxy' for usage.\n", err)
-		return exitUsage
+	if status, done := parseArgs("proxy", fs, args, fs.Usage, stderr, o.check); done {
+		return status
 	}
 	return untilSignal(ctx, stderr, o.level, "ktls proxy", o.run)
 }

@@ -93,19 +93,8 @@ func offloadFlag(p *ktls.Offload) func(string) error {
 // runServe runs "ktls serve args" until ctx ends or SIGINT/SIGTERM.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, o := serveFlags(stdout)
-	usage := fs.Usage
-	fs.Usage = func() {} // flag calls it on every error
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		usage()
-		return 0
-	}
-	if err == nil {
-		err = o.check(pos)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "ktls serve: %v\nRun 'ktls help serve' for usage.\n", err)
-		return exitUsage
+	if status, done := parseArgs("serve", fs, args, fs.Usage, stderr, o.check); done {
+		return status
 	}
 	if o.version {
 		fmt.Fprintln(stdout, version())

@@ -39,24 +39,24 @@ func runStat(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("stat", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	rawURL := fs.String("url", "", "read the counters of the ktls serve whose --metrics endpoint is `URL`")
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
+	help := func() {
 		fmt.Fprint(stdout, statUsage)
 		printFlags(stdout, fs)
-		return 0
-	}
-	if err == nil && len(pos) > 0 {
-		err = fmt.Errorf("unexpected argument %q", pos[0])
 	}
 	var u *url.URL
-	if err == nil && *rawURL != "" {
-		u, err = metricsURL(*rawURL)
+	status, done := parseArgs("stat", fs, args, help, stderr, func(pos []string) (err error) {
+		if err = noArgs(pos); err == nil && *rawURL != "" {
+			u, err = metricsURL(*rawURL)
+		}
+		return err
+	})
+	if done {
+		return status
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "ktls stat: %v\nRun 'ktls help stat' for usage.\n", err)
-		return exitUsage
-	}
-	var lines []string
+	var (
+		lines []string
+		err   error
+	)
 	if u != nil {
 		lines, err = remoteStats(ctx, u)
 	} else {
