@@ -228,13 +228,16 @@ const noCCS = ^uint64(0)
 // record that authenticates under the peer's handshake traffic key.
 // afterCCS counts the records since the ChangeCipherSpec (noCCS: none yet).
 // A record under the application key, an alert, or a second
-// ChangeCipherSpec is not.
+// ChangeCipherSpec is not. Nor is, once the peer's TLS 1.3 handshake key is
+// known, any plaintext record: one may come right behind the peer's
+// Finished (a peer without middlebox compatibility sends no
+// ChangeCipherSpec to count from), and is then the record layer's.
 func (c *Conn) handshakeRecord(rec []byte, afterCCS uint64) bool {
 	switch record.ContentType(rec[0]) {
 	case record.TypeChangeCipherSpec:
-		return afterCCS == noCCS
+		return afterCCS == noCCS && c.handshakeOpener() == nil
 	case record.TypeHandshake:
-		return afterCCS == noCCS || afterCCS == 0
+		return (afterCCS == noCCS || afterCCS == 0) && c.handshakeOpener() == nil
 	case record.TypeApplicationData:
 		o := c.handshakeOpener()
 		if o == nil {
@@ -404,9 +407,15 @@ func (c *Conn) forget() {
 // direction carried under its application traffic keys during the
 // handshake. version and suite are the negotiated ones
 // (tls.ConnectionState). Call it once, after Detach; it wipes the captured
-// secrets. The caller owns the sessions and should Wipe them.
+// secrets. The caller owns the sessions and should Wipe them. It fails
+// when crypto/tls left part of what was read from the socket unconsumed:
+// those bytes are the record layer's, and only crypto/tls can still read
+// them (Passthrough).
 func (c *Conn) Sessions(version, suite uint16) (tx, rx *record.Session, err error) {
 	defer c.forget()
+	if c.ready && c.roff < len(c.rbuf) {
+		return nil, nil, fmt.Errorf("ktls: %d bytes read past the end of the handshake", len(c.rbuf)-c.roff)
+	}
 	client, server, err := c.sessions(version, suite)
 	if err != nil {
 		return nil, nil, err

@@ -265,6 +265,60 @@ func TestBatchTLS13(t *testing.T) {
 	readFlight(t, c, a, [][]byte{slices.Concat(hello, ccs), handshake}, app)
 }
 
+// TestBatchTLS13PlaintextBehind checks that plaintext records queued right
+// behind the records under the peer's handshake key (a peer without
+// middlebox compatibility: no ChangeCipherSpec before them) are left on the
+// socket for the record layer (issue 13, item 11a).
+func TestBatchTLS13PlaintextBehind(t *testing.T) {
+	const suite = tls.TLS_AES_128_GCM_SHA256
+	hsSecret := randomBytes(32)
+	s, _ := record.TLS13Session(suite, hsSecret)
+	sealer, _ := record.NewSealer(s)
+	finished, _ := sealer.Seal(nil, record.TypeHandshake, []byte("finished"))
+	hello := rec(record.TypeHandshake, append(append([]byte{typeServerHello, 0, 0, 38, 3, 3}, make([]byte, 32)...), 0, byte(suite>>8), byte(suite&0xff)))
+	ccs := rec(record.TypeChangeCipherSpec, []byte{1})
+	hs := rec(record.TypeHandshake, []byte{24, 0, 0, 1, 0})
+	for name, behind := range map[string][]byte{"ccs": ccs, "handshake": hs, "both": slices.Concat(ccs, hs), "reversed": slices.Concat(hs, ccs)} {
+		t.Run(name, func(t *testing.T) {
+			a, b := tcpPair(t)
+			c := NewConn(a, true)
+			c.KeyLogWriter(nil).Write(keyLogLine("SERVER_HANDSHAKE_TRAFFIC_SECRET", randomBytes(32), hsSecret))
+			b.Write(hello)
+			buf := make([]byte, 1<<16)
+			if n, err := c.Read(buf); err != nil || !bytes.Equal(buf[:n], hello) {
+				t.Fatalf("Read = %d bytes, %v; want the ServerHello", n, err)
+			}
+			b.Write(slices.Concat(finished, behind))
+			time.Sleep(50 * time.Millisecond) // let it all arrive
+			readFlight(t, c, a, [][]byte{finished}, behind)
+		})
+	}
+}
+
+// TestSessionsRefuseBufferedRecords checks that records read from the
+// socket but not consumed by crypto/tls make Sessions fail (so that the
+// connection stays on crypto/tls, which still reads them) instead of being
+// dropped.
+func TestSessionsRefuseBufferedRecords(t *testing.T) {
+	in := slices.Concat(rec(record.TypeHandshake, []byte{20, 0, 0, 0}), rec(record.TypeChangeCipherSpec, []byte{1}))
+	c := NewConn(&fakeConn{r: bytes.NewReader(in)}, true)
+	c.KeyLogWriter(nil).Write(keyLogLine("CLIENT_TRAFFIC_SECRET_0", randomBytes(32), randomBytes(32)))
+	c.KeyLogWriter(nil).Write(keyLogLine("SERVER_TRAFFIC_SECRET_0", randomBytes(32), randomBytes(32)))
+	buf := make([]byte, 3)
+	if _, err := c.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	c.Detach()
+	if _, _, err := c.Sessions(record.VersionTLS13, tls.TLS_AES_128_GCM_SHA256); err == nil {
+		t.Fatal("Sessions succeeded with bytes of a record not consumed by crypto/tls")
+	}
+	c.Passthrough()
+	got, _ := io.ReadAll(c)
+	if !bytes.Equal(got, in[3:]) {
+		t.Fatalf("after Passthrough crypto/tls reads %x, want %x", got, in[3:])
+	}
+}
+
 // TestNotTLSFailsFast checks that a first record header that is not TLS's
 // (an HTTP request sent to a TLS port) reaches crypto/tls as its five
 // bytes at once, so that the handshake fails at once instead of waiting for
