@@ -202,3 +202,97 @@ func testRecordsBehindFinished(t *testing.T, engine Offload) {
 		}
 	}
 }
+
+// fragConn is the socket under a crypto/tls peer that frames its plaintext
+// handshake messages (those before its ChangeCipherSpec) into records of
+// the given sizes, in turn (the last size repeats), instead of one record
+// per message: small ones split a hello across records, large ones put
+// several messages in one record.
+type fragConn struct {
+	net.Conn
+	sizes []int
+
+	mu      sync.Mutex
+	partial []byte
+	ccs     bool // the ChangeCipherSpec has been written
+	n       int  // records framed so far
+}
+
+func (c *fragConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out, msgs []byte
+	frame := func() {
+		for len(msgs) > 0 {
+			n := min(len(msgs), c.sizes[min(c.n, len(c.sizes)-1)])
+			c.n++
+			out = append(out, byte(record.TypeHandshake), 3, 3, byte(n>>8), byte(n))
+			out = append(out, msgs[:n]...)
+			msgs = msgs[n:]
+		}
+	}
+	rest := append(c.partial, p...)
+	for len(rest) >= record.HeaderLen {
+		end := record.HeaderLen + int(binary.BigEndian.Uint16(rest[3:5]))
+		if len(rest) < end {
+			break
+		}
+		rec := rest[:end]
+		rest = rest[end:]
+		if record.ContentType(rec[0]) == record.TypeChangeCipherSpec {
+			c.ccs = true
+		}
+		if !c.ccs && record.ContentType(rec[0]) == record.TypeHandshake {
+			msgs = append(msgs, rec[record.HeaderLen:]...)
+			continue
+		}
+		frame()
+		out = append(out, rec...)
+	}
+	frame()
+	c.partial = append([]byte(nil), rest...)
+	if _, err := c.Conn.Write(out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func TestFragmentedHello(t *testing.T) { testFragmentedHello(t, OffloadUser) }
+
+func TestKernelFragmentedHello(t *testing.T) {
+	ktlstest.RequireKernel(t)
+	testFragmentedHello(t, OffloadKernel)
+}
+
+// testFragmentedHello has a crypto/tls peer frame its plaintext handshake
+// messages in records of 1, 20 or 10-then-large bytes, or all in one record
+// (issue 13, items 8 and 11f): the hand-off must find the hello randoms
+// (TLS 1.2 keys) and the suite wherever the records cut them, and the
+// connection must carry data on the engine asked for.
+func testFragmentedHello(t *testing.T, engine Offload) {
+	framings := map[string][]int{"1": {1}, "20": {20}, "10_then_large": {10, record.MaxPlaintext}, "coalesced": {record.MaxPlaintext}}
+	for _, sc := range []suiteCase{suiteCases[0], suiteCases[2], suiteCases[3]} {
+		for _, side := range []string{"server", "client"} {
+			for name, sizes := range framings {
+				t.Run(sc.name+"/"+side+"/"+name, func(t *testing.T) {
+					ktlsServer := side == "server"
+					kcfg := &Config{TX: engine, RX: engine, KernelWithoutRekey: true}
+					var pcfg *tls.Config
+					if ktlsServer {
+						kcfg.TLS, pcfg = limit(serverTLS(), sc), limit(clientTLS(), sc)
+					} else {
+						kcfg.TLS, pcfg = limit(clientTLS(), sc), limit(serverTLS(), sc)
+					}
+					pr := newPair(t, ktlsServer, kcfg, pcfg)
+					pr.fc.Conn = &fragConn{Conn: pr.fc.Conn, sizes: sizes}
+					pr.fc.release()
+					pr.handshake(t)
+					if tx, rx := pr.k.Mode(); tx != wantMode(engine) || rx != wantMode(engine) {
+						t.Fatalf("Mode() = %v, %v; want %v (the hand-off failed to derive the keys)", tx, rx, wantMode(engine))
+					}
+					echo(t, pr)
+				})
+			}
+		}
+	}
+}

@@ -29,9 +29,12 @@ const (
 	// without its body, and crypto/tls rejects it.
 	maxBody = record.MaxPlaintext + 2048
 	// helloRandomEnd is where the random of a ClientHello or ServerHello
-	// ends in a record: header (5), message type (1), length (3), legacy
-	// version (2), random (32).
-	helloRandomEnd = record.HeaderLen + 1 + 3 + 2 + 32
+	// ends in the message: type (1), length (3), legacy version (2),
+	// random (32).
+	helloRandomEnd = 1 + 3 + 2 + 32
+	// helloPrefix is how much of a ServerHello the hand-off reads: up to
+	// its random, legacy_session_id (at most 32 bytes) and cipher_suite.
+	helloPrefix = helloRandomEnd + 1 + 32 + 2
 )
 
 // Handshake message types (RFC 8446 section 4).
@@ -90,10 +93,12 @@ type Conn struct {
 
 // direction is what was observed of one direction's records.
 type direction struct {
-	random   []byte   // random of the first ClientHello / ServerHello
-	ccs      bool     // a ChangeCipherSpec record was seen
-	afterCCS uint64   // records after the last ChangeCipherSpec (TLS 1.2)
-	sealed   [][]byte // copies of the records of outer type application_data (TLS 1.3)
+	hello     []byte   // the start of the first handshake message, across records
+	helloDone bool     // hello holds all the hand-off reads of it, or it is no hello
+	random    []byte   // random of the first ClientHello / ServerHello
+	ccs       bool     // a ChangeCipherSpec record was seen
+	afterCCS  uint64   // records after the last ChangeCipherSpec (TLS 1.2)
+	sealed    [][]byte // copies of the records of outer type application_data (TLS 1.3), and of those after a ChangeCipherSpec (TLS 1.2)
 }
 
 // NewConn returns a Conn over c, the connected socket, for the client or the
@@ -346,22 +351,54 @@ func (c *Conn) observe(d *direction, rec []byte) {
 		d.ccs, d.afterCCS = true, 0
 		return
 	case record.TypeHandshake:
-		if !d.ccs && d.random == nil && len(rec) >= helloRandomEnd &&
-			(rec[record.HeaderLen] == typeClientHello || rec[record.HeaderLen] == typeServerHello) {
-			d.random = bytes.Clone(rec[helloRandomEnd-32 : helloRandomEnd])
-			if rec[record.HeaderLen] == typeServerHello && len(rec) > helloRandomEnd {
-				// legacy_session_id, then cipher_suite.
-				if at := helloRandomEnd + 1 + int(rec[helloRandomEnd]); len(rec) >= at+2 {
-					c.suite = binary.BigEndian.Uint16(rec[at:])
-				}
-			}
+		if !d.ccs && !d.helloDone {
+			c.observeHello(d, rec[record.HeaderLen:])
 		}
-	case record.TypeApplicationData:
+	}
+	if d.ccs || record.ContentType(rec[0]) == record.TypeApplicationData {
 		d.sealed = append(d.sealed, bytes.Clone(rec))
 	}
 	if d.ccs {
 		d.afterCCS++
 	}
+}
+
+// observeHello reads the random of d's first handshake message, a
+// ClientHello or ServerHello, and a ServerHello's cipher suite, from the
+// plaintext handshake records' bodies, wherever the records cut the
+// message.
+func (c *Conn) observeHello(d *direction, body []byte) {
+	d.hello = append(d.hello, body[:min(len(body), helloPrefix-len(d.hello))]...)
+	h := d.hello
+	if len(h) == 0 {
+		return
+	}
+	if h[0] != typeClientHello && h[0] != typeServerHello {
+		d.hello, d.helloDone = nil, true
+		return
+	}
+	if len(h) < helloRandomEnd {
+		return
+	}
+	if d.random == nil {
+		d.random = bytes.Clone(h[helloRandomEnd-32 : helloRandomEnd])
+	}
+	if h[0] == typeServerHello {
+		// legacy_session_id, then cipher_suite.
+		if len(h) == helloRandomEnd {
+			return
+		}
+		at := helloRandomEnd + 1 + int(h[helloRandomEnd])
+		if at+2 > helloPrefix {
+			d.hello, d.helloDone = nil, true
+			return
+		}
+		if len(h) < at+2 {
+			return
+		}
+		c.suite = binary.BigEndian.Uint16(h[at:])
+	}
+	d.hello, d.helloDone = nil, true
 }
 
 // Detach ends crypto/tls's use of the socket: from now on Read and Write
@@ -493,22 +530,30 @@ func (c *Conn) sessions(version, suite uint16) (client, server *record.Session, 
 }
 
 // count returns the number of records d carried under the application keys
-// of s. TLS 1.2 tells by the ChangeCipherSpec: every later record is under
-// the new keys. In TLS 1.3 every protected record has the outer type
-// application_data, so each is authenticated with the candidate key (on a
-// copy); those that pass must be the last ones.
+// of s, and so checks the keys. TLS 1.2 tells by the ChangeCipherSpec: every
+// later record (the Finished) is under the new keys, and each must
+// authenticate under s (on a copy), so that keys derived from wrong inputs
+// are never installed. In TLS 1.3 every protected record has the outer type
+// application_data, so each is authenticated with the candidate key;
+// those that pass must be the last ones.
 func (d *direction) count(s *record.Session) (uint64, error) {
-	if s.Version == record.VersionTLS12 {
-		if !d.ccs {
-			return 0, errors.New("ktls: no ChangeCipherSpec seen")
-		}
-		return d.afterCCS, nil
-	}
 	o, err := record.NewOpener(&record.Session{Version: s.Version, CipherSuite: s.CipherSuite, Key: s.Key, IV: s.IV})
 	if err != nil {
 		return 0, err
 	}
 	var buf []byte
+	if s.Version == record.VersionTLS12 {
+		if !d.ccs || d.afterCCS > uint64(len(d.sealed)) {
+			return 0, errors.New("ktls: no ChangeCipherSpec seen")
+		}
+		for _, rec := range d.sealed[len(d.sealed)-int(d.afterCCS):] {
+			buf = append(buf[:0], rec...)
+			if _, _, err := o.Open(buf); err != nil {
+				return 0, errors.New("ktls: the TLS 1.2 keys derived do not authenticate the records after ChangeCipherSpec")
+			}
+		}
+		return d.afterCCS, nil
+	}
 	for _, rec := range d.sealed {
 		buf = append(buf[:0], rec...)
 		if _, _, err := o.Open(buf); err != nil && o.Seq() > 0 {

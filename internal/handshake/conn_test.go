@@ -134,35 +134,70 @@ func TestCountTLS13(t *testing.T) {
 }
 
 // TestTLS12 checks that the TLS 1.2 sessions come from the key log and the
-// hello randoms on the wire, with the records after ChangeCipherSpec
-// counted.
+// hello randoms on the wire, wherever records cut the hellos, with the
+// records after ChangeCipherSpec counted; and that keys derived from a
+// wrong random, which do not authenticate the Finished, are refused.
 func TestTLS12(t *testing.T) {
 	const suite = tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
 	cr, sr, master := randomBytes(32), randomBytes(32), randomBytes(48)
-	hello := func(typ byte, random []byte) []byte {
-		body := append([]byte{typ, 0, 0, 70, 3, 3}, random...)
-		return rec(record.TypeHandshake, append(body, make([]byte, 36)...))
-	}
-	in := append(hello(typeServerHello, sr), rec(record.TypeChangeCipherSpec, []byte{1})...)
-	in = append(in, rec(record.TypeHandshake, make([]byte, 40))...) // Finished
-	c := NewConn(&fakeConn{r: bytes.NewReader(in)}, true)
-	c.KeyLogWriter(nil).Write(keyLogLine("CLIENT_RANDOM", cr, master))
-	c.Write(hello(typeClientHello, cr))
-	c.Write(append(rec(record.TypeChangeCipherSpec, []byte{1}), rec(record.TypeHandshake, make([]byte, 40))...))
-	if _, err := io.ReadAll(c); err != nil {
-		t.Fatal(err)
-	}
-	c.Detach()
-	tx, rx, err := c.Sessions(record.VersionTLS12, suite)
+	client, server, err := record.TLS12Sessions(suite, master, cr, sr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantTX, wantRX, _ := record.TLS12Sessions(suite, master, cr, sr)
-	if !bytes.Equal(tx.Key, wantTX.Key) || !bytes.Equal(rx.Key, wantRX.Key) || tx.Seq != 1 || rx.Seq != 1 {
-		t.Errorf("sessions: tx %v, rx %v (keys match: %v, %v)", tx, rx, bytes.Equal(tx.Key, wantTX.Key), bytes.Equal(rx.Key, wantRX.Key))
+	finished := func(s *record.Session) []byte {
+		sealer, _ := record.NewSealer(s)
+		rec, _ := sealer.Seal(nil, record.TypeHandshake, make([]byte, 16))
+		return rec
 	}
-	if c.log.master != nil {
-		t.Error("Sessions left the master secret behind")
+	// hello frames a hello (random, empty session id, suite) in records of
+	// size bytes; the random seen is sr with its first byte flipped if bad.
+	hello := func(typ byte, random []byte, size int, bad bool) []byte {
+		random = bytes.Clone(random)
+		if bad {
+			random[0] ^= 1
+		}
+		msg := slices.Concat([]byte{typ, 0, 0, 38 + 3, 3, 3}, random, []byte{0, byte(suite >> 8), byte(suite & 0xff)})
+		var out []byte
+		for len(msg) > 0 {
+			n := min(size, len(msg))
+			out = append(out, rec(record.TypeHandshake, msg[:n])...)
+			msg = msg[n:]
+		}
+		return out
+	}
+	for _, size := range []int{1, 10, 20, 43, 1000} {
+		for _, bad := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%d/bad=%v", size, bad), func(t *testing.T) {
+				in := slices.Concat(hello(typeServerHello, sr, size, bad), rec(record.TypeChangeCipherSpec, []byte{1}), finished(server))
+				c := NewConn(&fakeConn{r: bytes.NewReader(in)}, true)
+				c.KeyLogWriter(nil).Write(keyLogLine("CLIENT_RANDOM", cr, master))
+				c.Write(hello(typeClientHello, cr, size, false))
+				c.Write(append(rec(record.TypeChangeCipherSpec, []byte{1}), finished(client)...))
+				if _, err := io.ReadAll(c); err != nil {
+					t.Fatal(err)
+				}
+				c.Detach()
+				tx, rx, err := c.Sessions(record.VersionTLS12, suite)
+				if bad {
+					if err == nil {
+						t.Fatal("Sessions accepted keys derived from a wrong server random")
+					}
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(tx.Key, client.Key) || !bytes.Equal(rx.Key, server.Key) || tx.Seq != 1 || rx.Seq != 1 {
+					t.Errorf("sessions: tx %v, rx %v (keys match: %v, %v)", tx, rx, bytes.Equal(tx.Key, client.Key), bytes.Equal(rx.Key, server.Key))
+				}
+				if c.log.master != nil {
+					t.Error("Sessions left the master secret behind")
+				}
+				if c.suite != suite {
+					t.Errorf("suite from the ServerHello = %#x, want %#x", c.suite, suite)
+				}
+			})
+		}
 	}
 }
 
