@@ -28,12 +28,13 @@
 package ktls
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
 	"net"
 	"strconv"
-	"sync"
+	"time"
 
 	"github.com/ktls-go/ktls/internal/handshake"
 )
@@ -122,7 +123,9 @@ func (o Offload) String() string {
 type Config struct {
 	// TLS configures the handshake. Its KeyLogWriter, if any, still
 	// receives every key log line; GetConfigForClient may return another
-	// configuration. nil is an empty configuration.
+	// configuration. Session ticket keys are used as crypto/tls uses them
+	// (SetSessionTicketKeys rotates them on a running server). nil is an
+	// empty configuration.
 	TLS *tls.Config
 
 	// TX and RX choose where the sending and the receiving direction's
@@ -136,15 +139,11 @@ type Config struct {
 	// followed there; with KernelWithoutRekey (or OffloadKernel) a KeyUpdate
 	// ends the connection with an error that says so.
 	KernelWithoutRekey bool
-
-	serverOnce sync.Once
-	server     *tls.Config
 }
 
 // Clone returns a copy of c, for modification before first use: a Config
-// must not be copied by value (it holds a sync.Once) nor modified once used.
-// The TLS configuration is cloned too (tls.Config.Clone). Clone of nil is
-// nil.
+// must not be modified once used. The TLS configuration is cloned too
+// (tls.Config.Clone). Clone of nil is nil.
 func (c *Config) Clone() *Config {
 	if c == nil {
 		return nil
@@ -171,60 +170,90 @@ func (c *Config) policy() (tx, rx Offload) {
 	return c.TX, c.RX
 }
 
-// serverConfig returns the tls.Config shared by the server connections of c:
-// a clone of c.TLS whose GetConfigForClient gives each connection its own
-// clone (of c.TLS, or of what the user's GetConfigForClient returns) with
-// the connection's key log. Session ticket keys stay those of the shared
-// configuration, so resumption works across connections.
-func (c *Config) serverConfig() *tls.Config {
-	c.serverOnce.Do(func() {
-		user := c.tlsConfig()
-		hook := user.GetConfigForClient
-		c.server = user.Clone()
-		c.server.GetConfigForClient = func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
-			cfg := user
-			if hook != nil {
-				got, err := hook(chi)
-				if err != nil {
-					return nil, err
-				}
-				if got != nil {
-					cfg = got
-				}
+// serverConfig returns the tls.Config of one server connection over hc: a
+// clone of c.TLS with the connection's key log, whose GetConfigForClient (if
+// c.TLS has one) clones what the user's returns in the same way. crypto/tls
+// then takes the session ticket keys as it does on c.TLS itself: those of
+// the configuration GetConfigForClient returns if they were set there, else
+// c.TLS's current ones (explicit, so that SetSessionTicketKeys works on a
+// running server, or crypto/tls's automatic ones, shared by every
+// connection).
+func (c *Config) serverConfig(hc *handshake.Conn) *tls.Config {
+	user := c.tlsConfig()
+	// Clone copies the automatic ticket keys as they are: bring them up to
+	// date in user (made on first use, rotated as crypto/tls does when it
+	// uses a Config), so that each connection has the current ones.
+	user.DecryptTicket(nil, tls.ConnectionState{})
+	cfg := user.Clone()
+	cfg.KeyLogWriter = hc.KeyLogWriter(cfg.KeyLogWriter)
+	noteResumed(cfg, hc, cfg.DecryptTicket)
+	if hook := user.GetConfigForClient; hook != nil {
+		cfg.GetConfigForClient = func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
+			got, err := hook(chi)
+			if err != nil || got == nil {
+				return nil, err // crypto/tls goes on with cfg
 			}
-			hc, ok := chi.Conn.(*handshake.Conn)
-			if !ok {
-				return nil, errors.New("ktls: server configuration used outside ktls")
-			}
-			cfg = cfg.Clone()
-			cfg.GetConfigForClient = nil
-			cfg.KeyLogWriter = hc.KeyLogWriter(cfg.KeyLogWriter)
-			// A resumed TLS 1.2 session gets no key log line: learn its
-			// master secret from the session the ticket holds. Tickets are
-			// sealed and opened with the shared configuration's keys, as
-			// crypto/tls does when GetConfigForClient returns a config
-			// without keys of its own.
-			unwrap := cfg.UnwrapSession
-			cfg.UnwrapSession = func(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
-				var ss *tls.SessionState
-				var err error
-				if unwrap != nil {
-					ss, err = unwrap(identity, cs)
-				} else {
-					ss, err = c.server.DecryptTicket(identity, cs)
-				}
-				if err == nil && ss != nil {
-					hc.SetResumedSession(ss)
-				}
-				return ss, err
-			}
-			if cfg.WrapSession == nil {
-				cfg.WrapSession = c.server.EncryptTicket
-			}
-			return cfg, nil
+			own := got.Clone()
+			own.GetConfigForClient = nil
+			own.KeyLogWriter = hc.KeyLogWriter(own.KeyLogWriter)
+			noteResumed(own, hc, decryptFor(own, cfg))
+			return own, nil
 		}
-	})
-	return c.server
+	}
+	return cfg
+}
+
+// noteResumed makes cfg's UnwrapSession (the user's, else decrypt) pass the
+// session a client resumes to hc: a resumed TLS 1.2 session gets no key log
+// line, its master secret comes from there.
+func noteResumed(cfg *tls.Config, hc *handshake.Conn, decrypt func([]byte, tls.ConnectionState) (*tls.SessionState, error)) {
+	unwrap := cfg.UnwrapSession
+	if unwrap == nil {
+		unwrap = decrypt
+	}
+	cfg.UnwrapSession = func(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
+		ss, err := unwrap(identity, cs)
+		if err == nil && ss != nil {
+			hc.SetResumedSession(ss)
+		}
+		return ss, err
+	}
+}
+
+// decryptFor returns the ticket decryption of a connection whose
+// GetConfigForClient returned own and whose original configuration is
+// orig, with the keys crypto/tls seals that connection's tickets with:
+// own's if they were set (SetSessionTicketKeys, SessionTicketKey), else
+// orig's.
+func decryptFor(own, orig *tls.Config) func([]byte, tls.ConnectionState) (*tls.SessionState, error) {
+	return func(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
+		byOwn, _ := own.DecryptTicket(identity, cs)
+		byOrig, _ := orig.DecryptTicket(identity, cs)
+		if byOwn == nil && byOrig == nil {
+			return nil, nil
+		}
+		if explicitKeys(own, cs, cmp.Or(byOwn, byOrig)) {
+			return byOwn, nil
+		}
+		return byOrig, nil
+	}
+}
+
+// explicitKeys reports whether cfg's session ticket keys were set rather
+// than made by crypto/tls, which has no API to tell: a clone of cfg living
+// past the lifetime of automatic keys (crypto/tls replaces them with a new
+// one then) still seals tickets that cfg opens only if they were set. ss is
+// a session to seal.
+func explicitKeys(cfg *tls.Config, cs tls.ConnectionState, ss *tls.SessionState) bool {
+	later := cfg.Clone()
+	at := time.Now().Add(366 * 24 * time.Hour)
+	later.Time = func() time.Time { return at }
+	ticket, err := later.EncryptTicket(cs, ss)
+	if err != nil {
+		return false
+	}
+	opened, _ := cfg.DecryptTicket(ticket, cs)
+	return opened != nil
 }
 
 // Server returns a new server-side ktls connection over conn, as
@@ -236,7 +265,7 @@ func Server(conn net.Conn, config *Config) *Conn {
 		config = &Config{}
 	}
 	hc := handshake.NewConn(conn, false)
-	return &Conn{conn: conn, hc: hc, config: config, tls: tls.Server(hc, config.serverConfig())}
+	return &Conn{conn: conn, hc: hc, config: config, tls: tls.Server(hc, config.serverConfig(hc))}
 }
 
 // Client returns a new client-side ktls connection over conn, as tls.Client
