@@ -93,12 +93,15 @@ type Conn struct {
 
 // direction is what was observed of one direction's records.
 type direction struct {
-	hello     []byte   // the start of the first handshake message, across records
-	helloDone bool     // hello holds all the hand-off reads of it, or it is no hello
-	random    []byte   // random of the first ClientHello / ServerHello
-	ccs       bool     // a ChangeCipherSpec record was seen
-	afterCCS  uint64   // records after the last ChangeCipherSpec (TLS 1.2)
-	sealed    [][]byte // copies of the records of outer type application_data (TLS 1.3), and of those after a ChangeCipherSpec (TLS 1.2)
+	hello     [helloPrefix]byte // the start of the first handshake message, across records
+	helloLen  int               // bytes in hello
+	helloDone bool              // hello held all the hand-off reads of it, or it is no hello
+	random    []byte            // random of the first ClientHello / ServerHello
+	ccs       bool              // a ChangeCipherSpec record was seen
+	afterCCS  uint64            // records after the last ChangeCipherSpec (TLS 1.2)
+	sealed    [][]byte          // copies of the records of outer type application_data (TLS 1.3), and of those after a ChangeCipherSpec (TLS 1.2)
+	hsLead    int               // the first application_data records of sealed, known to be under the handshake key (TLS 1.3, received)
+	hsMiss    bool              // an application_data record did not open under the handshake key
 }
 
 // NewConn returns a Conn over c, the connected socket, for the client or the
@@ -250,6 +253,7 @@ func (c *Conn) handshakeRecord(rec []byte, afterCCS uint64) bool {
 		}
 		c.scratch = append(c.scratch[:0], rec...)
 		_, _, err := o.Open(c.scratch)
+		c.in.underHandshakeKey(err == nil)
 		return err == nil
 	}
 	return false
@@ -267,6 +271,10 @@ func (c *Conn) handshakeOpener() *record.Opener {
 	if !c.isClient {
 		secret = c.log.clientHandshake
 	}
+	if secret == nil { // not yet, or not TLS 1.3
+		c.log.mu.Unlock()
+		return nil
+	}
 	s, err := record.TLS13Session(c.suite, secret)
 	c.log.mu.Unlock()
 	if err != nil {
@@ -277,10 +285,24 @@ func (c *Conn) handshakeOpener() *record.Opener {
 		return nil
 	}
 	for _, rec := range c.in.sealed { // records read before the secret was known
-		c.scratch = append(c.scratch[:0], rec...)
-		c.hsOpener.Open(c.scratch)
+		if record.ContentType(rec[0]) == record.TypeApplicationData {
+			c.scratch = append(c.scratch[:0], rec...)
+			_, _, err := c.hsOpener.Open(c.scratch)
+			c.in.underHandshakeKey(err == nil)
+		}
 	}
 	return c.hsOpener
+}
+
+// underHandshakeKey notes whether the peer's next record of outer type
+// application_data opened under its TLS 1.3 handshake key: the leading ones
+// that did are not under the application key, and count need not try them.
+func (d *direction) underHandshakeKey(ok bool) {
+	if !ok {
+		d.hsMiss = true
+	} else if !d.hsMiss {
+		d.hsLead++
+	}
 }
 
 // readRecord reads one whole record into rbuf: the header, then exactly the
@@ -368,13 +390,13 @@ func (c *Conn) observe(d *direction, rec []byte) {
 // plaintext handshake records' bodies, wherever the records cut the
 // message.
 func (c *Conn) observeHello(d *direction, body []byte) {
-	d.hello = append(d.hello, body[:min(len(body), helloPrefix-len(d.hello))]...)
-	h := d.hello
+	d.helloLen += copy(d.hello[d.helloLen:], body)
+	h := d.hello[:d.helloLen]
 	if len(h) == 0 {
 		return
 	}
 	if h[0] != typeClientHello && h[0] != typeServerHello {
-		d.hello, d.helloDone = nil, true
+		d.helloDone = true
 		return
 	}
 	if len(h) < helloRandomEnd {
@@ -390,7 +412,7 @@ func (c *Conn) observeHello(d *direction, body []byte) {
 		}
 		at := helloRandomEnd + 1 + int(h[helloRandomEnd])
 		if at+2 > helloPrefix {
-			d.hello, d.helloDone = nil, true
+			d.helloDone = true
 			return
 		}
 		if len(h) < at+2 {
@@ -398,7 +420,7 @@ func (c *Conn) observeHello(d *direction, body []byte) {
 		}
 		c.suite = binary.BigEndian.Uint16(h[at:])
 	}
-	d.hello, d.helloDone = nil, true
+	d.helloDone = true
 }
 
 // Detach ends crypto/tls's use of the socket: from now on Read and Write
@@ -537,28 +559,50 @@ func (c *Conn) sessions(version, suite uint16) (client, server *record.Session, 
 // application_data, so each is authenticated with the candidate key;
 // those that pass must be the last ones.
 func (d *direction) count(s *record.Session) (uint64, error) {
-	o, err := record.NewOpener(&record.Session{Version: s.Version, CipherSuite: s.CipherSuite, Key: s.Key, IV: s.IV})
-	if err != nil {
-		return 0, err
+	var (
+		o   *record.Opener
+		err error
+		buf []byte
+	)
+	open := func(rec []byte) error {
+		if o == nil {
+			if o, err = record.NewOpener(&record.Session{Version: s.Version, CipherSuite: s.CipherSuite, Key: s.Key, IV: s.IV}); err != nil {
+				return err
+			}
+		}
+		buf = append(buf[:0], rec...)
+		_, _, err := o.Open(buf)
+		return err
 	}
-	var buf []byte
 	if s.Version == record.VersionTLS12 {
 		if !d.ccs || d.afterCCS > uint64(len(d.sealed)) {
 			return 0, errors.New("ktls: no ChangeCipherSpec seen")
 		}
 		for _, rec := range d.sealed[len(d.sealed)-int(d.afterCCS):] {
-			buf = append(buf[:0], rec...)
-			if _, _, err := o.Open(buf); err != nil {
+			if open(rec) != nil {
 				return 0, errors.New("ktls: the TLS 1.2 keys derived do not authenticate the records after ChangeCipherSpec")
 			}
 		}
 		return d.afterCCS, nil
 	}
+	skip := d.hsLead
 	for _, rec := range d.sealed {
-		buf = append(buf[:0], rec...)
-		if _, _, err := o.Open(buf); err != nil && o.Seq() > 0 {
+		if record.ContentType(rec[0]) != record.TypeApplicationData {
+			continue
+		}
+		if skip > 0 {
+			skip--
+			continue
+		}
+		if err := open(rec); err != nil && (o == nil || o.Seq() > 0) {
+			if o == nil {
+				return 0, err
+			}
 			return 0, errors.New("ktls: record under an unknown key after application data records")
 		}
+	}
+	if o == nil {
+		return 0, nil
 	}
 	return o.Seq(), nil
 }
