@@ -76,18 +76,23 @@ type Conn struct {
 	mode     atomic.Int32
 
 	// Read side; crypto/tls reads from one goroutine at a time.
-	rbuf     []byte // the current records, complete when ready
-	roff     int    // bytes of rbuf already returned
-	ready    bool
-	single   bool // read one record at a time (ReadTickets)
-	in       direction
-	suite    uint16         // from the ServerHello
-	hsOpener *record.Opener // TLS 1.3: the peer's handshake traffic key
-	scratch  []byte
+	rbuf   []byte // the current records, complete when ready
+	roff   int    // bytes of rbuf already returned
+	ready  bool
+	single bool // read one record at a time (ReadTickets)
+	// peekFrom and peekTo delimit, in rbuf's array past its records, what
+	// the last peek saw queued behind them: still the head of the socket's
+	// queue until the next read.
+	peekFrom, peekTo int
+	in               direction
+	suite            uint16         // from the ServerHello
+	hsOpener         *record.Opener // TLS 1.3: the peer's handshake traffic key
+	scratch          []byte
 
 	// Write side.
 	wmu      sync.Mutex
-	wpartial []byte // an incomplete record written by crypto/tls
+	wpartial []byte      // an incomplete record written by crypto/tls
+	wrote    atomic.Bool // crypto/tls has written to the socket
 	out      direction
 }
 
@@ -158,6 +163,7 @@ func (c *Conn) release() {
 		b := c.rbuf[:batchBuffer]
 		batchPool.Put(&b)
 		c.rbuf, c.roff, c.ready = nil, 0, false
+		c.peekFrom, c.peekTo = 0, 0
 	}
 }
 
@@ -166,23 +172,34 @@ func (c *Conn) release() {
 // before its handshake ends (see handshakeRecord). It waits until the
 // socket is readable, looks at what is queued (MSG_PEEK) and reads exactly
 // those records: two system calls for a whole flight rather than two per
-// record. Where that is not possible (no socket, first record not queued
-// whole or larger than the buffer) it reads one record.
+// record, and one when the last peek already saw the flight queued. Where
+// that is not possible (no socket, first record not queued whole or larger
+// than the buffer) it reads one record. Before crypto/tls has written
+// anything, it reads whatever the peer sent (readFirstFlight).
 func (c *Conn) readRecords() error {
 	if len(c.rbuf) == 0 && !c.single {
+		if !c.isClient && !c.wrote.Load() {
+			return c.readFirstFlight()
+		}
 		if cap(c.rbuf) < batchBuffer {
 			c.rbuf = (*batchPool.Get().(*[]byte))[:0]
+			c.peekFrom, c.peekTo = 0, 0
 		}
-		queued, err := peekWait(c.Conn, c.rbuf[:cap(c.rbuf)])
-		if err != nil {
-			return err
+		buf := c.rbuf[:cap(c.rbuf)]
+		queued := copy(buf, buf[c.peekFrom:c.peekTo])
+		c.peekFrom, c.peekTo = 0, 0
+		if queued < record.HeaderLen || queued < record.HeaderLen+int(binary.BigEndian.Uint16(buf[3:5])) {
+			var err error
+			if queued, err = peekWait(c.Conn, buf); err != nil {
+				return err
+			}
 		}
 		n, end, afterCCS := 0, 0, c.in.afterCCS
 		if !c.in.ccs {
 			afterCCS = noCCS
 		}
-		for buf := c.rbuf[:queued]; len(buf)-end >= record.HeaderLen; {
-			rec := buf[end:]
+		for len(buf[:queued])-end >= record.HeaderLen {
+			rec := buf[end:queued]
 			recEnd := record.HeaderLen + int(binary.BigEndian.Uint16(rec[3:5]))
 			if !tlsHeader(rec) || len(rec) < recEnd || n > 0 && !c.handshakeRecord(rec[:recEnd], afterCCS) {
 				break
@@ -199,10 +216,11 @@ func (c *Conn) readRecords() error {
 			n++
 		}
 		if n > 0 {
-			if _, err := io.ReadFull(c.Conn, c.rbuf[:end]); err != nil {
+			if _, err := io.ReadFull(c.Conn, buf[:end]); err != nil {
 				return err // cannot happen: the bytes are queued
 			}
-			c.rbuf = c.rbuf[:end]
+			c.rbuf = buf[:end]
+			c.peekFrom, c.peekTo = end, queued
 			for rest := c.rbuf; len(rest) > 0; {
 				recEnd := record.HeaderLen + int(binary.BigEndian.Uint16(rest[3:5]))
 				c.observe(&c.in, rest[:recEnd])
@@ -213,6 +231,62 @@ func (c *Conn) readRecords() error {
 		}
 	}
 	return c.readRecord()
+}
+
+// readFirstFlight reads the peer's first flight on a server that has sent
+// nothing yet. Whatever the client sends before it gets the server's first
+// flight (a ClientHello, a ChangeCipherSpec, early data, or garbage) is for
+// crypto/tls to read or refuse before its handshake can end, so one plain
+// read takes it all; a record cut at the end of what arrived is read to its
+// end. From a bytes that are not a TLS record header on, what was read is
+// handed on as it is, for crypto/tls to refuse.
+func (c *Conn) readFirstFlight() error {
+	if cap(c.rbuf) < batchBuffer {
+		c.rbuf = (*batchPool.Get().(*[]byte))[:0]
+	}
+	c.peekFrom, c.peekTo = 0, 0
+	n, err := c.Conn.Read(c.rbuf[:cap(c.rbuf)])
+	if n == 0 {
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		return err
+	}
+	c.rbuf = c.rbuf[:n]
+	for end := 0; end < len(c.rbuf); {
+		if err := c.readTo(end + record.HeaderLen); err != nil {
+			return err
+		}
+		h := c.rbuf[end:]
+		body := int(binary.BigEndian.Uint16(h[3:5]))
+		if !tlsHeader(h) || body > maxBody {
+			break
+		}
+		recEnd := end + record.HeaderLen + body
+		if err := c.readTo(recEnd); err != nil {
+			return err
+		}
+		c.observe(&c.in, c.rbuf[end:recEnd])
+		end = recEnd
+	}
+	c.roff, c.ready = 0, true
+	return nil
+}
+
+// readTo reads from the socket until rbuf holds n bytes.
+func (c *Conn) readTo(n int) error {
+	if len(c.rbuf) >= n {
+		return nil
+	}
+	if cap(c.rbuf) < n {
+		c.rbuf = append(make([]byte, 0, max(n, 2*cap(c.rbuf))), c.rbuf...)
+	}
+	m, err := io.ReadFull(c.Conn, c.rbuf[len(c.rbuf):n])
+	c.rbuf = c.rbuf[:len(c.rbuf)+m]
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // tlsHeader reports whether the record header at the start of b can be a
@@ -308,6 +382,7 @@ func (d *direction) underHandshakeKey(ok bool) {
 // readRecord reads one whole record into rbuf: the header, then exactly the
 // body it announces. It resumes a record a previous call left incomplete.
 func (c *Conn) readRecord() error {
+	c.peekFrom, c.peekTo = 0, 0
 	for {
 		want := record.HeaderLen
 		if len(c.rbuf) >= record.HeaderLen {
@@ -348,6 +423,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 	case modePassthrough:
 		return c.Conn.Write(p)
 	}
+	c.wrote.Store(true)
 	n, err := c.Conn.Write(p)
 	rest := p[:n]
 	if len(c.wpartial) > 0 {
@@ -441,6 +517,7 @@ func (c *Conn) Detach() {
 // sequence number crypto/tls expects. Call it only after Detach, from the
 // goroutine that then calls the tls.Conn's Read.
 func (c *Conn) Feed(rec []byte) {
+	c.peekFrom, c.peekTo = 0, 0
 	c.rbuf = append(c.rbuf[:0], rec...)
 	c.roff, c.ready = 0, true
 }

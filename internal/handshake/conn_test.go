@@ -354,6 +354,38 @@ func TestSessionsRefuseBufferedRecords(t *testing.T) {
 	}
 }
 
+// TestFirstFlight checks that a server that has sent nothing reads the
+// client's first flight as it comes, records cut anywhere and larger than
+// the batch buffer included, learns the ClientHello's random from it, and
+// once it has written, reads no further than the handshake again.
+func TestFirstFlight(t *testing.T) {
+	a, b := tcpPair(t)
+	random := randomBytes(32)
+	body := slices.Concat([]byte{typeClientHello, 0, 0x17, 0x6c, 3, 3}, random, make([]byte, 6000-38))
+	hello, ccs := rec(record.TypeHandshake, body), rec(record.TypeChangeCipherSpec, []byte{1})
+	flight := slices.Concat(hello, ccs)
+	c := NewConn(a, false)
+	go func() {
+		b.Write(flight[:3])
+		time.Sleep(20 * time.Millisecond)
+		b.Write(flight[3:100])
+		time.Sleep(20 * time.Millisecond)
+		b.Write(flight[100:])
+	}()
+	got := make([]byte, len(flight))
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, flight) {
+		t.Fatalf("first flight: %v, equal %v", err, bytes.Equal(got, flight))
+	}
+	if !bytes.Equal(c.in.random, random) {
+		t.Errorf("client random %x, want %x", c.in.random, random)
+	}
+	c.Write(rec(record.TypeHandshake, []byte{typeServerHello, 0, 0, 0}))
+	fin, data := rec(record.TypeHandshake, make([]byte, 40)), rec(record.TypeApplicationData, make([]byte, 30))
+	b.Write(slices.Concat(fin, data))
+	time.Sleep(50 * time.Millisecond) // let it all arrive
+	readFlight(t, c, a, [][]byte{fin}, data)
+}
+
 // TestNotTLSFailsFast checks that a first record header that is not TLS's
 // (an HTTP request sent to a TLS port) reaches crypto/tls as its five
 // bytes at once, so that the handshake fails at once instead of waiting for
