@@ -238,8 +238,8 @@ func (c *Conn) readRecords() error {
 // flight (a ClientHello, a ChangeCipherSpec, early data, or garbage) is for
 // crypto/tls to read or refuse before its handshake can end, so one plain
 // read takes it all; a record cut at the end of what arrived is read to its
-// end. From a bytes that are not a TLS record header on, what was read is
-// handed on as it is, for crypto/tls to refuse.
+// end. From the first bytes that are not a TLS record header on, what was
+// read is handed on as it is, for crypto/tls to refuse.
 func (c *Conn) readFirstFlight() error {
 	if cap(c.rbuf) < batchBuffer {
 		c.rbuf = (*batchPool.Get().(*[]byte))[:0]
