@@ -44,9 +44,11 @@ func (c *Conn) sendFile(r io.Reader) (written int64, handled bool, err error) {
 	if err != nil {
 		return 0, false, nil
 	}
-	var serr error
+	// serr is sendfile's error, set inside the callback: it must not be
+	// overwritten by the result of rc.Write, which is nil then.
+	var serr, werr error
 	cerr := fc.Control(func(infd uintptr) {
-		serr = c.rc.Write(func(outfd uintptr) bool {
+		werr = c.rc.Write(func(outfd uintptr) bool {
 			for remain > 0 {
 				n, err := unix.Sendfile(int(outfd), int(infd), nil, int(min(remain, maxSendfile)))
 				if n > 0 {
@@ -68,6 +70,9 @@ func (c *Conn) sendFile(r io.Reader) (written int64, handled bool, err error) {
 			return true
 		})
 	})
+	if serr == nil {
+		serr = werr
+	}
 	if serr == nil {
 		serr = cerr
 	}
