@@ -116,12 +116,16 @@ func (c *Conn) postHandshake(data []byte) error {
 			return fail(record.AlertDecodeError, fmt.Sprintf("post-handshake message of %d bytes", int(data[1])<<16|int(data[2])<<8|int(data[3])))
 		}
 		if len(data) < 4 || len(data) < 4+(int(data[1])<<16|int(data[2])<<8|int(data[3])) {
-			if data[0] == typeKeyUpdate && c.rxMode.IsKernel() {
+			if data[0] == typeKeyUpdate && len(c.in.hs) == 0 && c.rxMode.IsKernel() {
 				// Linux takes a record that starts with the
-				// KeyUpdate type for a KeyUpdate and reads no
-				// further until it is re-keyed, and the rest of
-				// the message is under the old key.
-				return fail(record.AlertUnexpectedMessage, "KeyUpdate split across records: the kernel cannot read the rest of it")
+				// KeyUpdate type for a whole KeyUpdate and reads
+				// no further until it is re-keyed, while the rest
+				// of the message is under the old key: give it
+				// the old key again.
+				if err := c.resumeKernelRX(); err != nil {
+					counters.rekeyErrors.Add(1)
+					return fail(record.AlertInternalError, "KeyUpdate split across records: "+err.Error())
+				}
 			}
 			c.in.hs = append(c.in.hs[:0], data...)
 			return nil
@@ -157,6 +161,25 @@ func (c *Conn) postHandshake(data []byte) error {
 	}
 	c.in.hs = c.in.hs[:0]
 	return nil
+}
+
+// resumeKernelRX installs the current receiving key again, at the sequence
+// number the kernel is at, so that a kernel that paused after a record it
+// took for a KeyUpdate (Linux 6.14 and later) reads on. Kernels that cannot
+// re-key do not pause. c.in is held.
+func (c *Conn) resumeKernelRX() error {
+	if kernel.Rekey() != nil {
+		return nil
+	}
+	s, err := record.TLS13Session(c.state.CipherSuite, c.rxSecret)
+	if err != nil {
+		return err
+	}
+	defer s.Wipe()
+	if s.Seq, err = kernel.RecordSeq(c.rc, kernel.RX, s); err != nil {
+		return err
+	}
+	return kernel.Enable(c.rc, kernel.RX, s)
 }
 
 // maxPostHandshake bounds the post-handshake messages kept while they
