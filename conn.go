@@ -321,14 +321,20 @@ var ErrTruncated = fmt.Errorf("ktls: connection closed without close_notify: %w"
 // them, on both engines: a close_notify alert ends the stream with io.EOF; a
 // peer that closes without one gets ErrTruncated; another alert is returned
 // as a *net.OpError holding a tls.AlertError naming it, as crypto/tls does
-// (TLS 1.2 warning alerts are skipped); a TLS 1.3 KeyUpdate re-keys the
-// receiving direction and, when the peer asks for it, is answered with our
-// own KeyUpdate and a new sending key; a TLS 1.3 NewSessionTicket on a
-// client is stored in the client's ClientSessionCache by crypto/tls when
-// one is configured (Statistics.Control.TicketsStored), else dropped
-// (TicketsDropped); anything else (ChangeCipherSpec, other handshake
-// messages, an unknown type) is answered with an unexpected_message alert and
-// an error. A bad record gives the errors of package record, wrapping
+// (TLS 1.2 warning alerts and TLS 1.3 user_canceled are skipped); a TLS 1.3
+// KeyUpdate re-keys the receiving direction and, when the peer asks for it,
+// makes our own KeyUpdate and new sending key go out before our next record
+// (RFC 8446 section 4.6.3: Read itself never waits to send); a TLS 1.3
+// NewSessionTicket on a client is stored in the client's ClientSessionCache
+// by crypto/tls when one is configured (Statistics.Control.TicketsStored),
+// else dropped (TicketsDropped); post-handshake messages may be split across
+// records; a TLS 1.2 HelloRequest is refused with a warning
+// no_renegotiation; anything else (ChangeCipherSpec, other handshake
+// messages, an unknown type, a record inside a split handshake message) is
+// answered with an unexpected_message alert and an error. More than 16
+// records in a row that carry nothing (empty application data, skipped
+// alerts, post-handshake messages) end the connection with
+// unexpected_message, as in crypto/tls. A bad record gives the errors of package record, wrapping
 // EBADMSG, EMSGSIZE or EINVAL, and the matching alert is sent to the peer.
 // All of these errors but timeouts stick: later Reads return them again.
 func (c *Conn) Read(p []byte) (int, error) {
@@ -521,7 +527,9 @@ func (c *Conn) WriteRecord(typ record.ContentType, p []byte) error {
 // plaintext's, as the kernels report it). Records are returned as they are,
 // zero-length ones included (except that Linux's kernel TLS passes over
 // zero-length application data records); the only one acted upon is a TLS 1.3 KeyUpdate,
-// which is followed as Read follows it so that the next record can be read.
+// which is followed as Read follows it so that the next record can be read;
+// a record that starts like one but is no whole KeyUpdate ends the
+// connection with the alert Read would send.
 // The end of the stream without a close_notify record gives ErrTruncated,
 // and bad records the errors Read returns. Plaintext that a Read left
 // buffered is returned first, as an application data record. On a

@@ -165,6 +165,9 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 		total += n
 		counters.bytesRX.Add(uint64(n))
 		counters.recordsRX.Add(recordsOf(n))
+		if n > 0 {
+			c.in.useless = 0
+		}
 		if err == nil {
 			// The end of the TCP stream without close_notify.
 			counters.eofNoCloseNotify.Add(1)

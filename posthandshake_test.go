@@ -88,6 +88,25 @@ func testUselessRecords(t *testing.T, engine Offload) {
 			}
 		})
 	}
+	if canRekey {
+		t.Run("spread_WriteTo", func(t *testing.T) {
+			// Data between them resets the count, also when WriteTo
+			// moves it (splice or read(2) on the kernel engine).
+			k, rp := newRawPeer(t, engine, true)
+			go func() {
+				for range 40 {
+					if rp.tryKeyUpdate(false) != nil || rp.w.WriteRecord(record.TypeApplicationData, []byte("x")) != nil {
+						return
+					}
+				}
+				rp.w.WriteRecord(record.TypeAlert, []byte{1, 0})
+			}()
+			var buf bytes.Buffer
+			if n, err := k.WriteTo(&buf); n != 40 || err != nil {
+				t.Fatalf("WriteTo = %d, %v; want 40, nil", n, err)
+			}
+		})
+	}
 	t.Run("tickets", func(t *testing.T) {
 		k, rp := newRawPeer(t, engine, false)
 		ticket := []byte{typeNewSessionTicket, 0, 0, 14, 0, 0, 0, 60, 1, 2, 3, 4, 0, 0, 1, 9, 0, 0}
