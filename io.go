@@ -43,6 +43,12 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	if c.txMode == ModeNone {
 		return copyBuffered(writerOnly{c}, r)
 	}
+	c.lockOut()
+	err := c.out.err
+	c.unlockOut()
+	if err != nil {
+		return 0, err // before anything is read from r
+	}
 	if c.txMode.IsKernel() {
 		if n, handled, err := c.spliceFrom(r); handled {
 			return n, err
