@@ -689,7 +689,8 @@ func (c *Conn) CloseWrite() error {
 }
 
 // Close sends close_notify (unless a Write is blocked, or a fatal alert
-// went out) and closes the socket, which unblocks pending Reads and Writes.
+// was sent or received) and closes the socket, which unblocks pending Reads
+// and Writes.
 func (c *Conn) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {
 		return net.ErrClosed

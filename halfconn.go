@@ -1,6 +1,7 @@
 package ktls
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 
@@ -42,6 +43,7 @@ type halfConn struct {
 	// Work owed by the sending direction, posted without its lock.
 	alert     atomic.Uint32 // a fatal alert to send (alert+1), after which nothing more
 	warning   atomic.Uint32 // a warning alert to send (alert+1)
+	peerFatal atomic.Bool   // the peer sent a fatal alert: send nothing more
 	keyUpdate atomic.Bool   // a KeyUpdate(update_not_requested) to send before our next record
 }
 
@@ -65,9 +67,16 @@ func (c *Conn) unlockOut() {
 	}
 }
 
-// owedLocked sends the alerts the receiving side posted, if any; c.out is
-// held.
+// owedLocked sends the alerts the receiving side posted, if any, and closes
+// the sending direction after a fatal alert from the peer (RFC 8446 section
+// 6.2: nothing more may be sent). c.out is held.
 func (c *Conn) owedLocked() {
+	if c.out.peerFatal.Load() && !c.out.closed {
+		c.out.closed = true
+		c.out.closeNotifyErr = errShutdown
+		c.out.err = errPeerFatal
+		return
+	}
 	if a := c.out.warning.Swap(0); a != 0 && !c.out.closed {
 		c.writeRecordLocked(record.TypeAlert, []byte{1, byte(a - 1)})
 	}
@@ -86,6 +95,10 @@ func (c *Conn) sendAlert(a record.Alert) {
 		c.unlockOut()
 	}
 }
+
+// errPeerFatal is the sending direction's error after a fatal alert from the
+// peer.
+var errPeerFatal = errors.New("ktls: the peer ended the connection with a fatal alert")
 
 // sendWarning sends a warning alert as sendAlert sends a fatal one; the
 // connection goes on.

@@ -212,9 +212,23 @@ func TestKernelNoCloseNotifyAfterAlert(t *testing.T) {
 	testNoCloseNotifyAfterAlert(t, OffloadKernel)
 }
 
-// testNoCloseNotifyAfterAlert: after a fatal alert, neither CloseWrite nor
-// Close sends close_notify.
+// testNoCloseNotifyAfterAlert: after a fatal alert, sent or received,
+// neither CloseWrite nor Close sends close_notify, and Write fails.
 func testNoCloseNotifyAfterAlert(t *testing.T, engine Offload) {
+	t.Run("received", func(t *testing.T) {
+		k, rp := newRawPeer(t, engine, true)
+		rp.send(record.TypeAlert, []byte{2, byte(record.AlertHandshakeFailure)})
+		if _, err := k.Read(make([]byte, 1)); err == nil {
+			t.Fatal("Read succeeded")
+		}
+		if _, err := k.Write([]byte("x")); err == nil {
+			t.Error("Write after the peer's fatal alert succeeded")
+		}
+		k.Close()
+		if typ, p, err := rp.recv(); err == nil {
+			t.Fatalf("peer got %v %x after its fatal alert; want the end of the stream", typ, p)
+		}
+	})
 	k, rp := newRawPeer(t, engine, true)
 	rp.send(record.TypeHandshake, []byte{1, 0, 0, 0})
 	if _, err := k.Read(make([]byte, 1)); err == nil {

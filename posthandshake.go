@@ -69,6 +69,7 @@ func (c *Conn) control(typ record.ContentType, data []byte) error {
 		case c.state.Version == tls.VersionTLS12 && level != 2:
 			return c.unexpected("alert of level %d", level)
 		}
+		c.out.peerFatal.Store(true) // see owedLocked
 		return &net.OpError{Op: "remote error", Err: tls.AlertError(desc)}
 	case record.TypeHandshake:
 		if c.state.Version == tls.VersionTLS13 {
