@@ -23,7 +23,7 @@ type halfConn struct {
 	sync.Mutex
 	// err is sticky. Receiving: io.EOF after close_notify, ErrTruncated or
 	// a fatal error. Sending: errShutdown after close_notify, the fatal
-	// alert we sent, or a failed re-key.
+	// alert we sent, errPeerFatal after the peer's, or a failed re-key.
 	err error
 
 	// Receiving.

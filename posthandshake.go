@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strings"
 
 	"github.com/ktls-go/ktls/internal/handshake"
 	"github.com/ktls-go/ktls/internal/kernel"
@@ -32,12 +31,31 @@ func (c *Conn) ignoredLocked() error {
 	return fmt.Errorf("ktls: more than %d records in a row carried nothing (empty data, warning alerts, KeyUpdates, tickets)", maxUselessRecords)
 }
 
-// unexpected answers a record that may not come now with unexpected_message
-// and returns the error that says why.
-func (c *Conn) unexpected(format string, args ...any) error {
+// refuse answers a record that may not come, or not so, with alert a,
+// counts it (Control.Unexpected) and returns the error that says why.
+func (c *Conn) refuse(a record.Alert, format string, args ...any) error {
 	counters.unexpected.Add(1)
-	c.sendAlert(record.AlertUnexpectedMessage)
+	c.sendAlert(a)
 	return fmt.Errorf("ktls: "+format, args...)
+}
+
+// unexpected is refuse with unexpected_message.
+func (c *Conn) unexpected(format string, args ...any) error {
+	return c.refuse(record.AlertUnexpectedMessage, format, args...)
+}
+
+// helloRequests reports whether p is one or more TLS 1.2 HelloRequest
+// messages (type 0, empty body).
+func helloRequests(p []byte) bool {
+	if len(p) == 0 || len(p)%4 != 0 {
+		return false
+	}
+	for _, b := range p {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // control handles a record other than application data. It returns nil when
@@ -75,7 +93,7 @@ func (c *Conn) control(typ record.ContentType, data []byte) error {
 		if c.state.Version == tls.VersionTLS13 {
 			return c.postHandshake(data)
 		}
-		if len(data) > 0 && len(data)%4 == 0 && string(data) == strings.Repeat("\x00", len(data)) {
+		if helloRequests(data) {
 			// HelloRequest: TLS 1.2 renegotiation is refused with a
 			// warning no_renegotiation, as crypto/tls does (a client
 			// whose tls.Config allows renegotiation stays on
@@ -100,13 +118,8 @@ const (
 // KeyUpdate must end its record, as a key change must (unexpected_message).
 // c.in is held.
 func (c *Conn) postHandshake(data []byte) error {
-	fail := func(a record.Alert, msg string) error {
-		counters.unexpected.Add(1)
-		c.sendAlert(a)
-		return errors.New("ktls: " + msg)
-	}
 	if len(data) == 0 {
-		return fail(record.AlertUnexpectedMessage, "empty handshake record after the handshake")
+		return c.refuse(record.AlertUnexpectedMessage, "empty handshake record after the handshake")
 	}
 	if len(c.in.hs) > 0 {
 		c.in.hs = append(c.in.hs, data...)
@@ -114,7 +127,7 @@ func (c *Conn) postHandshake(data []byte) error {
 	}
 	for len(data) > 0 {
 		if len(data) >= 4 && int(data[1])<<16|int(data[2])<<8|int(data[3]) > maxPostHandshake {
-			return fail(record.AlertDecodeError, fmt.Sprintf("post-handshake message of %d bytes", int(data[1])<<16|int(data[2])<<8|int(data[3])))
+			return c.refuse(record.AlertDecodeError, "post-handshake message of %d bytes", int(data[1])<<16|int(data[2])<<8|int(data[3]))
 		}
 		if len(data) < 4 || len(data) < 4+(int(data[1])<<16|int(data[2])<<8|int(data[3])) {
 			if data[0] == typeKeyUpdate && len(c.in.hs) == 0 && c.rxMode.IsKernel() {
@@ -125,7 +138,7 @@ func (c *Conn) postHandshake(data []byte) error {
 				// the old key again.
 				if err := c.resumeKernelRX(); err != nil {
 					counters.rekeyErrors.Add(1)
-					return fail(record.AlertInternalError, "KeyUpdate split across records: "+err.Error())
+					return c.refuse(record.AlertInternalError, "KeyUpdate split across records: %w", err)
 				}
 			}
 			c.in.hs = append(c.in.hs[:0], data...)
@@ -140,24 +153,24 @@ func (c *Conn) postHandshake(data []byte) error {
 		switch {
 		case msg[0] == typeNewSessionTicket && c.isClient:
 			if err := c.storeTicket(msg); err != nil {
-				return fail(record.AlertDecodeError, err.Error())
+				return c.refuse(record.AlertDecodeError, "%w", err)
 			}
 		case msg[0] == typeKeyUpdate:
 			counters.keyUpdates.Add(1)
 			switch {
 			case len(data) > 0:
-				return fail(record.AlertUnexpectedMessage, "KeyUpdate not at the end of a record")
+				return c.refuse(record.AlertUnexpectedMessage, "KeyUpdate not at the end of a record")
 			case n != 5:
-				return fail(record.AlertDecodeError, "malformed KeyUpdate")
+				return c.refuse(record.AlertDecodeError, "malformed KeyUpdate")
 			case msg[4] > 1:
 				// RFC 8446 section 4.6.3 (crypto/tls says
 				// decode_error).
-				return fail(record.AlertIllegalParameter, "KeyUpdate with an unknown request_update value")
+				return c.refuse(record.AlertIllegalParameter, "KeyUpdate with an unknown request_update value")
 			}
 			c.in.hs = c.in.hs[:0]
 			return c.keyUpdate(msg[4] == 1)
 		default:
-			return fail(record.AlertUnexpectedMessage, fmt.Sprintf("unexpected handshake message type %d after the handshake", msg[0]))
+			return c.refuse(record.AlertUnexpectedMessage, "unexpected handshake message type %d after the handshake", msg[0])
 		}
 	}
 	c.in.hs = c.in.hs[:0]
