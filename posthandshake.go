@@ -117,34 +117,23 @@ const (
 // c.in.hs, and any other record before its end is unexpected_message. A
 // KeyUpdate must end its record, as a key change must (unexpected_message).
 // c.in is held.
-func (c *Conn) postHandshake(data []byte) error {
-	if len(data) == 0 {
+func (c *Conn) postHandshake(rec []byte) error {
+	if len(rec) == 0 {
 		return c.refuse(record.AlertUnexpectedMessage, "empty handshake record after the handshake")
 	}
+	data := rec
 	if len(c.in.hs) > 0 {
-		c.in.hs = append(c.in.hs, data...)
+		c.in.hs = append(c.in.hs, rec...)
 		data = c.in.hs
 	}
-	for len(data) > 0 {
-		if len(data) >= 4 && int(data[1])<<16|int(data[2])<<8|int(data[3]) > maxPostHandshake {
-			return c.refuse(record.AlertDecodeError, "post-handshake message of %d bytes", int(data[1])<<16|int(data[2])<<8|int(data[3]))
-		}
-		if len(data) < 4 || len(data) < 4+(int(data[1])<<16|int(data[2])<<8|int(data[3])) {
-			if data[0] == typeKeyUpdate && len(c.in.hs) == 0 && c.rxMode.IsKernel() {
-				// Linux takes a record that starts with the
-				// KeyUpdate type for a whole KeyUpdate and reads
-				// no further until it is re-keyed, while the rest
-				// of the message is under the old key: give it
-				// the old key again.
-				if err := c.resumeKernelRX(); err != nil {
-					counters.rekeyErrors.Add(1)
-					return c.refuse(record.AlertInternalError, "KeyUpdate split across records: %w", err)
-				}
-			}
-			c.in.hs = append(c.in.hs[:0], data...)
-			return nil
-		}
+	for len(data) >= 4 {
 		n := 4 + (int(data[1])<<16 | int(data[2])<<8 | int(data[3]))
+		if n > 4+maxPostHandshake {
+			return c.refuse(record.AlertDecodeError, "post-handshake message of %d bytes", n-4)
+		}
+		if len(data) < n {
+			break
+		}
 		msg := data[:n]
 		data = data[n:]
 		if err := c.ignoredLocked(); err != nil {
@@ -173,7 +162,18 @@ func (c *Conn) postHandshake(data []byte) error {
 			return c.refuse(record.AlertUnexpectedMessage, "unexpected handshake message type %d after the handshake", msg[0])
 		}
 	}
-	c.in.hs = c.in.hs[:0]
+	// What is left is the beginning of a message.
+	c.in.hs = append(c.in.hs[:0], data...)
+	if c.rxMode.IsKernel() && rec[0] == typeKeyUpdate {
+		// Linux took this record for a KeyUpdate (it looks at its
+		// first byte only) and reads no further until it is re-keyed,
+		// while what follows is under the same key: give it that key
+		// again.
+		if err := c.resumeKernelRX(); err != nil {
+			counters.rekeyErrors.Add(1)
+			return c.refuse(record.AlertInternalError, "a handshake record that starts like a KeyUpdate: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -225,6 +225,19 @@ func testFragmentedKeyUpdate(t *testing.T, engine Offload) {
 			})
 		}
 	}
+	t.Run("ticket_piece_like_key_update", func(t *testing.T) {
+		// The second piece of a split NewSessionTicket starts with
+		// the KeyUpdate type, which makes Linux pause reading.
+		k, rp := newRawPeer(t, engine, false)
+		ticket := []byte{typeNewSessionTicket, 0, 0, 14, typeKeyUpdate, 0, 0, 60, 1, 2, 3, 4, 0, 0, 1, 9, 0, 0}
+		rp.send(record.TypeHandshake, ticket[:4])
+		rp.send(record.TypeHandshake, ticket[4:])
+		rp.send(record.TypeApplicationData, []byte("after"))
+		buf := make([]byte, 10)
+		if n, err := k.Read(buf); err != nil || string(buf[:n]) != "after" {
+			t.Fatalf("Read = %q, %v", buf[:n], err)
+		}
+	})
 	t.Run("second_key_update_across_keys", func(t *testing.T) {
 		// A whole KeyUpdate and the start of another in one record:
 		// the rest would come under the new key. crypto/tls refuses
