@@ -174,6 +174,10 @@ func testAlertNotLost(t *testing.T, engine Offload) {
 	if inLab {
 		size = 24 << 20
 	}
+	// The peer reads all of it through the slow crypto of the lab.
+	deadline := time.Now().Add(3 * time.Minute)
+	k.SetDeadline(deadline)
+	rp.conn.SetDeadline(deadline)
 	wdone := make(chan error, 1)
 	go func() {
 		_, err := k.Write(make([]byte, size))
@@ -181,7 +185,11 @@ func testAlertNotLost(t *testing.T, engine Offload) {
 	}()
 	for k.out.TryLock() { // until the Write holds it
 		k.out.Unlock()
-		time.Sleep(time.Millisecond)
+		select {
+		case err := <-wdone:
+			t.Fatalf("Write of %d bytes returned (%v) before the peer read anything", size, err)
+		case <-time.After(time.Millisecond):
+		}
 	}
 	rec, err := rp.sealer(rp.txSecret).Seal(nil, record.TypeApplicationData, []byte("bad"))
 	if err != nil {
