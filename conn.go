@@ -43,19 +43,7 @@ type Conn struct {
 
 	closed atomic.Bool
 
-	in struct {
-		sync.Mutex
-		r       *record.Reader // user-space RX
-		pending []byte         // plaintext not returned yet
-		scratch []byte         // kernel RX: room for a whole record
-		err     error          // sticky: io.EOF after close_notify, or a fatal error
-	}
-	out struct {
-		sync.Mutex
-		w               *record.Writer // user-space TX
-		closeNotifySent bool
-		closeNotifyErr  error
-	}
+	in, out halfConn // the receiving and the sending direction (see halfConn)
 
 	// tickets seals NewSessionTicket messages received after the hand-off
 	// for crypto/tls (see storeTicket): the server's first application
@@ -156,14 +144,20 @@ var ErrTruncated = fmt.Errorf("ktls: connection closed without close_notify: %w"
 // them, on both engines: a close_notify alert ends the stream with io.EOF; a
 // peer that closes without one gets ErrTruncated; another alert is returned
 // as a *net.OpError holding a tls.AlertError naming it, as crypto/tls does
-// (TLS 1.2 warning alerts are skipped); a TLS 1.3 KeyUpdate re-keys the
-// receiving direction and, when the peer asks for it, is answered with our
-// own KeyUpdate and a new sending key; a TLS 1.3 NewSessionTicket on a
-// client is stored in the client's ClientSessionCache by crypto/tls when
-// one is configured (Statistics.Control.TicketsStored), else dropped
-// (TicketsDropped); anything else (ChangeCipherSpec, other handshake
-// messages, an unknown type) is answered with an unexpected_message alert and
-// an error. A bad record gives the errors of package record, wrapping
+// (TLS 1.2 warning alerts and TLS 1.3 user_canceled are skipped); a TLS 1.3
+// KeyUpdate re-keys the receiving direction and, when the peer asks for it,
+// makes our own KeyUpdate and new sending key go out before our next record
+// (RFC 8446 section 4.6.3: Read itself never waits to send); a TLS 1.3
+// NewSessionTicket on a client is stored in the client's ClientSessionCache
+// by crypto/tls when one is configured (Statistics.Control.TicketsStored),
+// else dropped (TicketsDropped); post-handshake messages may be split across
+// records; a TLS 1.2 HelloRequest is refused with a warning
+// no_renegotiation; anything else (ChangeCipherSpec, other handshake
+// messages, an unknown type, a record inside a split handshake message) is
+// answered with an unexpected_message alert and an error. More than 16
+// records in a row that carry nothing (empty application data, skipped
+// alerts, post-handshake messages) end the connection with
+// unexpected_message, as in crypto/tls. A bad record gives the errors of package record, wrapping
 // EBADMSG, EMSGSIZE or EINVAL, and the matching alert is sent to the peer.
 // All of these errors but timeouts stick: later Reads return them again.
 func (c *Conn) Read(p []byte) (int, error) {
@@ -200,8 +194,16 @@ func (c *Conn) readLocked(p []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if typ == record.TypeApplicationData {
-			if len(data) > 0 && &data[0] == &p[0] {
+		if typ == record.TypeApplicationData && len(c.in.hs) == 0 {
+			if len(data) == 0 {
+				// The kernel skips these itself.
+				if err := c.ignoredLocked(); err != nil {
+					c.in.err = err
+				}
+				continue
+			}
+			c.in.useless = 0
+			if &data[0] == &p[0] {
 				return len(data), nil
 			}
 			c.in.pending = data
@@ -258,13 +260,14 @@ func (c *Conn) scratch() []byte {
 // stream without close_notify), counts it and answers a bad record with its
 // alert. Timeouts and other transient errors are returned as they are.
 func (c *Conn) readError(err error) error {
-	if err == io.EOF || errors.Is(err, record.ErrTruncated) {
+	if err == io.EOF {
+		counters.eofNoCloseNotify.Add(1)
+		c.in.err = ErrTruncated
+		return c.in.err
+	}
+	if errors.Is(err, record.ErrTruncated) {
 		counters.badTruncated.Add(1)
-		if err == io.EOF {
-			c.in.err = ErrTruncated
-		} else {
-			c.in.err = fmt.Errorf("%w (%w)", ErrTruncated, err)
-		}
+		c.in.err = fmt.Errorf("%w (%w)", ErrTruncated, err)
 		return c.in.err
 	}
 	var rerr *record.Error
@@ -282,6 +285,10 @@ func (c *Conn) readError(err error) error {
 		{syscall.EBADMSG, record.AlertBadRecordMAC, &counters.badMAC},
 		{syscall.EMSGSIZE, record.AlertRecordOverflow, &counters.badOverflow},
 		{syscall.EINVAL, record.AlertProtocolVersion, &counters.badInvalid},
+		// Linux paused reading after a record it took for a KeyUpdate
+		// that was not followed (every path that reads one follows it
+		// or ends the connection first: a safety net).
+		{errnoKeyExpired, record.AlertUnexpectedMessage, &counters.unexpected},
 	} {
 		if errors.Is(err, e.errno) {
 			e.n.Add(1)
@@ -296,254 +303,6 @@ func (c *Conn) readError(err error) error {
 		c.sendAlert(alert)
 	}
 	return err
-}
-
-// control handles a record other than application data. It returns nil when
-// the record is to be skipped.
-func (c *Conn) control(typ record.ContentType, data []byte) error {
-	switch typ {
-	case record.TypeAlert:
-		if len(data) != 2 {
-			counters.unexpected.Add(1)
-			c.sendAlert(record.AlertDecodeError)
-			return errors.New("ktls: malformed alert record")
-		}
-		if data[1] == byte(record.AlertCloseNotify) {
-			counters.closeNotify.Add(1)
-			return io.EOF
-		}
-		counters.alerts.Add(1)
-		if c.state.Version == tls.VersionTLS12 && data[0] == 1 { // warning level
-			return nil
-		}
-		return &net.OpError{Op: "remote error", Err: tls.AlertError(data[1])}
-	case record.TypeHandshake:
-		if c.state.Version == tls.VersionTLS13 {
-			return c.postHandshake(data)
-		}
-	}
-	counters.unexpected.Add(1)
-	c.sendAlert(record.AlertUnexpectedMessage)
-	return fmt.Errorf("ktls: unexpected %v record after the handshake", typ)
-}
-
-// Handshake message types after a TLS 1.3 handshake (RFC 8446 section 4).
-const (
-	typeNewSessionTicket = 4
-	typeKeyUpdate        = 24
-)
-
-// postHandshake handles the TLS 1.3 post-handshake messages of one
-// handshake record: NewSessionTicket (client only) and KeyUpdate. A message
-// split across records is refused (decode_error); so is a KeyUpdate that is
-// not the last message of its record (unexpected_message, RFC 8446 section
-// 5.1).
-func (c *Conn) postHandshake(data []byte) error {
-	fail := func(a record.Alert, msg string) error {
-		counters.unexpected.Add(1)
-		c.sendAlert(a)
-		return errors.New("ktls: " + msg)
-	}
-	if len(data) == 0 {
-		return fail(record.AlertUnexpectedMessage, "empty handshake record after the handshake")
-	}
-	for len(data) > 0 {
-		if len(data) < 4 || len(data) < 4+(int(data[1])<<16|int(data[2])<<8|int(data[3])) {
-			return fail(record.AlertDecodeError, "post-handshake message split across records")
-		}
-		n := 4 + (int(data[1])<<16 | int(data[2])<<8 | int(data[3]))
-		msg := data[:n]
-		data = data[n:]
-		switch {
-		case msg[0] == typeNewSessionTicket && c.isClient:
-			if err := c.storeTicket(msg); err != nil {
-				return fail(record.AlertDecodeError, err.Error())
-			}
-		case msg[0] == typeKeyUpdate:
-			counters.keyUpdates.Add(1)
-			switch {
-			case len(data) > 0:
-				return fail(record.AlertUnexpectedMessage, "KeyUpdate not at the end of a record")
-			case n != 5:
-				return fail(record.AlertDecodeError, "malformed KeyUpdate")
-			case msg[4] > 1:
-				return fail(record.AlertIllegalParameter, "KeyUpdate with an unknown request_update value")
-			}
-			return c.keyUpdate(msg[4] == 1)
-		default:
-			return fail(record.AlertUnexpectedMessage, fmt.Sprintf("unexpected handshake message type %d after the handshake", msg[0]))
-		}
-	}
-	return nil
-}
-
-// storeTicket hands a TLS 1.3 NewSessionTicket message to crypto/tls, which
-// stores it in the client's ClientSessionCache: the message is sealed again
-// under the server's first application traffic key at the sequence number
-// crypto/tls's reading is at (whatever KeyUpdates happened since, crypto/tls
-// still has that key) and fed to the tls.Conn through the handshake conn
-// (handshake.Conn.Feed), after which its Read meets handshake.ErrDetached, a
-// timeout it does not record as an error. Without a cache the ticket is
-// dropped. Both are counted. c.in is held.
-func (c *Conn) storeTicket(msg []byte) error {
-	c.ticketsAfter.Add(1)
-	if c.tickets == nil {
-		counters.ticketsDropped.Add(1)
-		return nil
-	}
-	rec, err := c.tickets.Seal(nil, record.TypeHandshake, msg)
-	if err != nil {
-		return err
-	}
-	c.hc.Feed(rec)
-	var one [1]byte
-	if _, err := c.tls.Read(one[:]); !errors.Is(err, handshake.ErrDetached) {
-		c.tickets = nil
-		return fmt.Errorf("NewSessionTicket refused by crypto/tls: %v", err)
-	}
-	counters.ticketsStored.Add(1)
-	return nil
-}
-
-// keyUpdate follows a KeyUpdate from the peer: the receiving direction moves
-// to the next traffic secret, in the kernel (Linux 6.14 and later: TLS_RX
-// again) or in user space; when the peer requested it, our own KeyUpdate is
-// sent and the sending direction moves on too. c.in is held.
-func (c *Conn) keyUpdate(requested bool) error {
-	s, err := nextSession(c.state.CipherSuite, &c.rxSecret)
-	if err != nil {
-		return err
-	}
-	defer s.Wipe()
-	if c.rxMode.IsKernel() {
-		err = kernel.Enable(c.rc, kernel.RX, s)
-		if err != nil {
-			err = fmt.Errorf("ktls: the peer sent a KeyUpdate and the kernel cannot re-key the receiving direction (TLS 1.3 rekey needs Linux 6.14 or later; use OffloadAuto or OffloadUser): %w", err)
-		}
-	} else {
-		var o *record.Opener
-		if o, err = record.NewOpener(s); err == nil {
-			c.in.r.SetOpener(o)
-		}
-	}
-	if err != nil {
-		counters.rekeyErrors.Add(1)
-		c.sendAlert(record.AlertInternalError)
-		return err
-	}
-	counters.rekeysRX.Add(1)
-	if !requested {
-		return nil
-	}
-	c.out.Lock()
-	defer c.out.Unlock()
-	return c.updateTXLocked(false)
-}
-
-// nextSession replaces *secret by the next TLS 1.3 traffic secret and
-// returns the session it makes.
-func nextSession(suite uint16, secret *[]byte) (*record.Session, error) {
-	if *secret == nil {
-		return nil, errors.New("ktls: no traffic secret to follow a KeyUpdate")
-	}
-	next, err := record.TLS13NextSecret(suite, *secret)
-	if err != nil {
-		return nil, err
-	}
-	clear(*secret)
-	*secret = next
-	return record.TLS13Session(suite, next)
-}
-
-// KeyUpdate sends a TLS 1.3 KeyUpdate message and moves the sending
-// direction to the next traffic secret (RFC 8446 section 4.6.3), in the
-// kernel (Linux 6.14 and later) or in user space. With requestPeer the
-// message asks the peer to update its sending keys too
-// (update_requested); Read follows the peer's KeyUpdate when it comes. It
-// fails with an error wrapping errors.ErrUnsupported for TLS 1.2 and
-// connections left on crypto/tls, and with an error wrapping the kernel's
-// (EBUSY) where the kernel cannot re-key; nothing is sent then, and the
-// connection goes on under the old key.
-func (c *Conn) KeyUpdate(requestPeer bool) error {
-	if err := c.Handshake(); err != nil {
-		return err
-	}
-	if c.txMode == ModeNone || c.state.Version != tls.VersionTLS13 {
-		return fmt.Errorf("ktls: KeyUpdate needs TLS 1.3 with an offloaded sending direction: %w", errors.ErrUnsupported)
-	}
-	c.out.Lock()
-	defer c.out.Unlock()
-	if c.out.closeNotifySent {
-		return errShutdown
-	}
-	return c.updateTXLocked(requestPeer)
-}
-
-// updateTXLocked sends a KeyUpdate under the current sending key and moves
-// the sending direction to the next traffic secret. After close_notify it
-// does nothing. c.out is held.
-func (c *Conn) updateTXLocked(requestPeer bool) error {
-	if c.out.closeNotifySent {
-		return nil
-	}
-	if c.txMode.IsKernel() {
-		// Refuse before the KeyUpdate goes out, so that the stream stays
-		// usable where the kernel cannot follow it.
-		if err := kernel.Rekey(); err != nil {
-			counters.rekeyErrors.Add(1)
-			return fmt.Errorf("ktls: the kernel cannot re-key the sending direction for a TLS 1.3 KeyUpdate (needs Linux 6.14 or later; use OffloadAuto or OffloadUser): %w", err)
-		}
-	}
-	msg := []byte{typeKeyUpdate, 0, 0, 1, 0}
-	if requestPeer {
-		msg[4] = 1
-	}
-	if err := c.writeRecordLocked(record.TypeHandshake, msg); err != nil {
-		return err
-	}
-	s, err := nextSession(c.state.CipherSuite, &c.txSecret)
-	if err != nil {
-		return err
-	}
-	defer s.Wipe()
-	if c.txMode.IsKernel() {
-		err = kernel.Enable(c.rc, kernel.TX, s)
-	} else {
-		var sealer *record.Sealer
-		if sealer, err = record.NewSealer(s); err == nil {
-			c.out.w.SetSealer(sealer)
-		}
-	}
-	if err != nil {
-		counters.rekeyErrors.Add(1)
-		// The peer can no longer read what we send.
-		c.out.closeNotifySent, c.out.closeNotifyErr = true, err
-		return err
-	}
-	counters.rekeysTX.Add(1)
-	return nil
-}
-
-// sendAlert sends a fatal alert to the peer if no Write is in progress.
-func (c *Conn) sendAlert(a record.Alert) {
-	if !c.out.TryLock() {
-		return
-	}
-	defer c.out.Unlock()
-	if c.out.closeNotifySent {
-		return
-	}
-	c.out.closeNotifySent = true
-	c.out.closeNotifyErr = errShutdown
-	alert := []byte{2, byte(a)}
-	if err := c.writeRecordLocked(record.TypeAlert, alert); err != nil && c.txMode.IsKernel() {
-		// Linux leaves the error of a record it could not authenticate
-		// (EBADMSG) pending on the socket, and every send fails until
-		// it is cleared.
-		if kernel.ClearError(c.rc) != nil {
-			c.writeRecordLocked(record.TypeAlert, alert)
-		}
-	}
 }
 
 // WriteRecord sends p as one record of content type typ, as ktls(4) and
@@ -570,10 +329,14 @@ func (c *Conn) WriteRecord(typ record.ContentType, p []byte) error {
 	if typ < record.TypeChangeCipherSpec || typ > record.TypeApplicationData || typ == record.TypeChangeCipherSpec && c.state.Version == tls.VersionTLS13 {
 		return fmt.Errorf("ktls: cannot send a %v record after a %s handshake: %w", typ, tls.VersionName(c.state.Version), syscall.EINVAL)
 	}
-	c.out.Lock()
-	defer c.out.Unlock()
-	if c.out.closeNotifySent {
-		return errShutdown
+	c.lockOut()
+	defer c.unlockOut()
+	if typ != record.TypeAlert {
+		if err := c.prepareLocked(); err != nil {
+			return err
+		}
+	} else if c.out.err != nil {
+		return c.out.err
 	}
 	return c.writeRecordLocked(typ, p)
 }
@@ -587,7 +350,9 @@ func (c *Conn) WriteRecord(typ record.ContentType, p []byte) error {
 // plaintext's, as the kernels report it). Records are returned as they are,
 // zero-length ones included (except that Linux's kernel TLS passes over
 // zero-length application data records); the only one acted upon is a TLS 1.3 KeyUpdate,
-// which is followed as Read follows it so that the next record can be read.
+// which is followed as Read follows it so that the next record can be read;
+// a record that starts like one but is no whole KeyUpdate ends the
+// connection with the alert Read would send.
 // The end of the stream without a close_notify record gives ErrTruncated,
 // and bad records the errors Read returns. Plaintext that a Read left
 // buffered is returned first, as an application data record. On a
@@ -617,9 +382,18 @@ func (c *Conn) ReadRecord() (record.Header, []byte, error) {
 	if err != nil {
 		return record.Header{}, nil, err
 	}
-	if typ == record.TypeHandshake && c.state.Version == tls.VersionTLS13 && len(data) == 5 && data[0] == typeKeyUpdate && data[4] <= 1 {
-		counters.keyUpdates.Add(1)
-		if err := c.keyUpdate(data[4] == 1); err != nil {
+	if typ == record.TypeHandshake && c.state.Version == tls.VersionTLS13 && len(data) > 0 && data[0] == typeKeyUpdate {
+		// Linux stops reading after any handshake record that starts
+		// like a KeyUpdate until it is re-keyed: one that cannot be
+		// followed ends the connection here, on both engines, with
+		// the alert Read sends.
+		c.in.useless = 0
+		err := c.postHandshake(data)
+		if err == nil && len(c.in.hs) > 0 {
+			c.in.hs = c.in.hs[:0]
+			err = c.unexpected("KeyUpdate split across records (ReadRecord takes whole messages)")
+		}
+		if err != nil {
 			c.in.err = err
 			return record.Header{}, nil, err
 		}
@@ -635,20 +409,30 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if c.txMode == ModeNone {
 		return c.tls.Write(p)
 	}
-	c.out.Lock()
-	defer c.out.Unlock()
-	if c.out.closeNotifySent {
-		return 0, errShutdown
+	c.lockOut()
+	defer c.unlockOut()
+	n := 0
+	for {
+		if err := c.prepareLocked(); err != nil {
+			return n, err
+		}
+		m, err := c.writeLocked(p[n:min(int64(len(p)), int64(n)+c.budgetLocked())])
+		n += m
+		if err != nil || n == len(p) {
+			return n, err
+		}
 	}
-	var (
-		n   int
-		err error
-	)
+}
+
+// writeLocked sends p as application data and counts the records; c.out is
+// held and prepareLocked done.
+func (c *Conn) writeLocked(p []byte) (n int, err error) {
 	if c.txMode.IsKernel() {
 		n, err = c.conn.Write(p)
 	} else {
 		n, err = c.out.w.Write(p)
 	}
+	c.out.records += recordsOf(int64(n))
 	countTX(int64(n))
 	return n, err
 }
@@ -670,19 +454,44 @@ func (c *Conn) writeRecordLocked(typ record.ContentType, p []byte) error {
 		err = c.out.w.WriteRecord(typ, p)
 	}
 	if err == nil {
+		c.out.records++
 		counters.recordsTX.Add(1)
 		counters.bytesTX.Add(uint64(len(p)))
 	}
 	return err
 }
 
+// sendAlertLocked sends a fatal alert, once, and closes the sending
+// direction: later writes fail with the alert, as in crypto/tls, and no
+// close_notify follows. c.out is held.
+func (c *Conn) sendAlertLocked(a record.Alert) {
+	if c.out.closed {
+		return
+	}
+	c.out.closed = true
+	c.out.closeNotifyErr = errShutdown
+	c.out.err = &net.OpError{Op: "local error", Err: tls.AlertError(a)}
+	alert := []byte{2, byte(a)}
+	if err := c.writeRecordLocked(record.TypeAlert, alert); err != nil && c.txMode.IsKernel() {
+		// Linux leaves the error of a record it could not authenticate
+		// (EBADMSG) pending on the socket, and every send fails until
+		// it is cleared.
+		if kernel.ClearError(c.rc) != nil {
+			c.writeRecordLocked(record.TypeAlert, alert)
+		}
+	}
+}
+
 // closeNotifyLocked sends close_notify once, as crypto/tls does: with a
 // five-second write deadline, after which writes fail.
+// After a fatal alert (sent or owed) it sends nothing. c.out is held.
 func (c *Conn) closeNotifyLocked() error {
-	if !c.out.closeNotifySent {
+	c.owedLocked()
+	if !c.out.closed {
+		c.out.closed = true
 		c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		c.out.closeNotifyErr = c.writeRecordLocked(record.TypeAlert, []byte{1, byte(record.AlertCloseNotify)})
-		c.out.closeNotifySent = true
+		c.out.err = errShutdown
 		c.conn.SetWriteDeadline(time.Now())
 	}
 	return c.out.closeNotifyErr
@@ -697,13 +506,14 @@ func (c *Conn) CloseWrite() error {
 	if c.txMode == ModeNone {
 		return c.tls.CloseWrite()
 	}
-	c.out.Lock()
-	defer c.out.Unlock()
+	c.lockOut()
+	defer c.unlockOut()
 	return c.closeNotifyLocked()
 }
 
-// Close sends close_notify (unless a Write is blocked) and closes the
-// socket, which unblocks pending Reads and Writes.
+// Close sends close_notify (unless a Write is blocked, or a fatal alert
+// was sent or received) and closes the socket, which unblocks pending Reads
+// and Writes.
 func (c *Conn) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {
 		return net.ErrClosed
@@ -721,7 +531,7 @@ func (c *Conn) Close() error {
 		if err := c.closeNotifyLocked(); err != nil && err != errShutdown {
 			alertErr = fmt.Errorf("ktls: failed to send closeNotify alert (but connection was closed anyway): %w", err)
 		}
-		c.out.Unlock()
+		c.unlockOut()
 	}
 	if err := c.conn.Close(); err != nil {
 		return err

@@ -179,6 +179,71 @@ func testControlRecords12(t *testing.T, engine Offload) {
 			}
 		})
 	}
+	// Issue 13.6: a HelloRequest is refused with a warning
+	// no_renegotiation, as crypto/tls does, and the connection goes on.
+	for _, ktlsServer := range []bool{false, true} {
+		t.Run("hello_request_"+map[bool]string{false: "client", true: "server"}[ktlsServer], func(t *testing.T) {
+			k, rp := newRawPeer12(t, engine, ktlsServer)
+			rp.send(record.TypeHandshake, []byte{0, 0, 0, 0})
+			rp.send(record.TypeApplicationData, []byte("after"))
+			buf := make([]byte, 10)
+			n, err := k.Read(buf)
+			if err != nil || string(buf[:n]) != "after" {
+				t.Fatalf("Read = %q, %v; want the data after the HelloRequest", buf[:n], err)
+			}
+			if typ, p, err := rp.recv(); err != nil || typ != record.TypeAlert || len(p) != 2 || p[0] != 1 || record.Alert(p[1]) != record.AlertNoRenegotiation {
+				t.Fatalf("peer got %v %x, %v; want a warning no_renegotiation", typ, p, err)
+			}
+			go k.Write([]byte("back"))
+			if typ, p, err := rp.recv(); err != nil || typ != record.TypeApplicationData || string(p) != "back" {
+				t.Fatalf("peer got %v %q, %v; want data after the warning", typ, p, err)
+			}
+		})
+	}
+	t.Run("warning_flood", func(t *testing.T) {
+		// Issue 13.4: 16 warnings in a row are skipped, 17 are not.
+		k, rp := newRawPeer12(t, engine, true)
+		for range 16 {
+			rp.send(record.TypeAlert, []byte{1, byte(record.AlertUserCanceled)})
+		}
+		rp.send(record.TypeApplicationData, []byte("a"))
+		if _, err := io.ReadFull(k, make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+		for range 17 {
+			rp.send(record.TypeAlert, []byte{1, byte(record.AlertUserCanceled)})
+		}
+		wantFatal(t, k, rp, record.AlertUnexpectedMessage)
+	})
+	t.Run("key_limit", func(t *testing.T) {
+		// Issue 13.10: TLS 1.2 has no KeyUpdate: past the limit the
+		// connection goes on, counted once.
+		old := recordsPerKey
+		recordsPerKey = 2
+		defer func() { recordsPerKey = old }()
+		k, rp := newRawPeer12(t, engine, true)
+		if c, _ := record.CipherOf(k.ConnectionState().CipherSuite); c == record.CipherChaCha20Poly1305 {
+			t.Logf("ChaCha20-Poly1305: no record limit") // reasoned: the limit is AES-GCM's
+			return
+		}
+		before := Stats().KeyLimitExceeded
+		data := testData(5*record.MaxPlaintext, 3)
+		go k.Write(data)
+		var got []byte
+		for len(got) < len(data) {
+			typ, p, err := rp.recv()
+			if err != nil || typ != record.TypeApplicationData {
+				t.Fatalf("peer got %v, %v", typ, err)
+			}
+			got = append(got, p...)
+		}
+		if !bytes.Equal(got, data) {
+			t.Fatal(firstDiff(got, data))
+		}
+		if n := Stats().KeyLimitExceeded - before; n != 1 {
+			t.Errorf("key limit counted %d times, want 1", n)
+		}
+	})
 	t.Run("fatal_alert", func(t *testing.T) {
 		k, rp := newRawPeer12(t, engine, true)
 		rp.send(record.TypeAlert, []byte{2, byte(record.AlertHandshakeFailure)})
@@ -207,7 +272,6 @@ func testControlRecords12(t *testing.T, engine Offload) {
 		typ        record.ContentType
 		p          []byte
 	}{
-		"hello_request":      {false, record.TypeHandshake, []byte{0, 0, 0, 0}},
 		"client_hello":       {true, record.TypeHandshake, []byte{1, 0, 0, 0}},
 		"change_cipher_spec": {true, record.TypeChangeCipherSpec, []byte{1}},
 	} {
@@ -224,4 +288,21 @@ func testControlRecords12(t *testing.T, engine Offload) {
 			}
 		})
 	}
+}
+
+// TestRenegotiatingClientStaysOnCryptoTLS: a client whose tls.Config allows
+// renegotiation is not handed off (issue 13.6), so that crypto/tls can
+// follow a HelloRequest.
+func TestRenegotiatingClientStaysOnCryptoTLS(t *testing.T) {
+	ccfg := clientTLS()
+	ccfg.Renegotiation = tls.RenegotiateOnceAsClient
+	scfg := serverTLS()
+	scfg.MaxVersion = tls.VersionTLS12
+	pr := newPair(t, false, &Config{TLS: ccfg, TX: OffloadUser, RX: OffloadUser}, scfg)
+	pr.fc.release()
+	pr.handshake(t)
+	if tx, rx := pr.k.Mode(); tx != ModeNone || rx != ModeNone {
+		t.Fatalf("Mode() = %v, %v; want none, none", tx, rx)
+	}
+	echo(t, pr)
 }

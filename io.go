@@ -1,8 +1,11 @@
 package ktls
 
 import (
+	"bytes"
 	"errors"
 	"io"
+	"io/fs"
+	"strings"
 	"sync"
 	"syscall"
 )
@@ -26,8 +29,13 @@ func copyBuffered(dst io.Writer, src io.Reader) (int64, error) {
 // direction in the kernel it uses sendfile(2) for an *os.File (or an
 // io.LimitedReader of one) and splice(2) for a TCP or Unix socket source,
 // so the data never enters user space. With the sending direction in user
-// space, each read from r lands in place in a record's payload and is sealed
-// there (record.Writer.ReadFrom), without another copy.
+// space, each read from a file lands in place in a record's payload and is
+// sealed there (record.Writer.ReadFrom), without another copy.
+//
+// ReadFrom holds the sending direction only while it sends: a source that
+// may block (a socket, a pipe) is waited for without it, so that Read can
+// go on meanwhile (and the sending direction can carry what Read owes the
+// peer: an alert, the answer to a KeyUpdate).
 func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	if err := c.Handshake(); err != nil {
 		return 0, err
@@ -35,26 +43,87 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	if c.txMode == ModeNone {
 		return copyBuffered(writerOnly{c}, r)
 	}
-	c.out.Lock()
-	defer c.out.Unlock()
-	if c.out.closeNotifySent {
-		return 0, errShutdown
+	c.lockOut()
+	err := c.out.err
+	c.unlockOut()
+	if err != nil {
+		return 0, err // before anything is read from r
 	}
-	n, err := c.readFromLocked(r)
-	countTX(n)
-	return n, err
+	if c.txMode.IsKernel() {
+		if n, handled, err := c.spliceFrom(r); handled {
+			return n, err
+		}
+	}
+	if !readsWithoutBlocking(r) {
+		// Each Write takes the sending direction.
+		return copyBuffered(writerOnly{c}, r)
+	}
+	c.lockOut()
+	defer c.unlockOut()
+	var total int64
+	for {
+		if err := c.prepareLocked(); err != nil {
+			return total, err
+		}
+		// At most the budget of the current key (see recordsPerKey),
+		// then again.
+		budget := c.budgetLocked()
+		src, back := limitTo(r, budget)
+		n, err := c.readFromLocked(src)
+		back(n)
+		total += n
+		c.out.records += recordsOf(n)
+		countTX(n)
+		if err != nil || n < budget {
+			return total, err
+		}
+	}
 }
 
-// readFromLocked is ReadFrom once the handshake is done; c.out is held.
+// limitTo returns r limited to n bytes, and the function to call with the
+// number of bytes read that accounts them to r when r is itself an
+// io.LimitedReader (so that sendFile still sees a file behind one level).
+func limitTo(r io.Reader, n int64) (io.Reader, func(int64)) {
+	if lr, ok := r.(*io.LimitedReader); ok {
+		inner := &io.LimitedReader{R: lr.R, N: min(lr.N, n)}
+		return inner, func(m int64) { lr.N -= m }
+	}
+	return &io.LimitedReader{R: r, N: n}, func(int64) {}
+}
+
+// file is what sendFile needs of an *os.File. An interface rather than the
+// type, so that the wrapper io.Copy(conn, f) passes on (File.WriteTo hides
+// itself behind a type embedding *os.File) still qualifies.
+type file interface {
+	io.Reader
+	Stat() (fs.FileInfo, error)
+	SyscallConn() (syscall.RawConn, error)
+}
+
+// readsWithoutBlocking reports whether reads from r never wait for a peer:
+// regular files and in-memory readers, also behind an io.LimitedReader or
+// io.SectionReader. Only those are read with the sending direction held.
+func readsWithoutBlocking(r io.Reader) bool {
+	switch r := r.(type) {
+	case *io.LimitedReader:
+		return readsWithoutBlocking(r.R)
+	case file:
+		fi, err := r.Stat()
+		return err == nil && fi.Mode().IsRegular()
+	case *bytes.Reader, *strings.Reader, *bytes.Buffer, *io.SectionReader:
+		return true
+	}
+	return false
+}
+
+// readFromLocked sends what r yields; r does not block (see
+// readsWithoutBlocking) and c.out is held.
 func (c *Conn) readFromLocked(r io.Reader) (int64, error) {
 	if c.txMode == ModeUser {
 		return c.out.w.ReadFrom(r)
 	}
 	if n, handled, err := c.sendFile(r); handled {
 		return n, err
-	}
-	if rf, ok := c.conn.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
 	}
 	return copyBuffered(c.conn, readerOnly{r})
 }
@@ -102,9 +171,12 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 		total += n
 		counters.bytesRX.Add(uint64(n))
 		counters.recordsRX.Add(recordsOf(n))
+		if n > 0 {
+			c.in.useless = 0
+		}
 		if err == nil {
 			// The end of the TCP stream without close_notify.
-			counters.badTruncated.Add(1)
+			counters.eofNoCloseNotify.Add(1)
 			c.in.err = ErrTruncated
 			return total, ErrTruncated
 		}

@@ -2,9 +2,12 @@ package ktls
 
 import (
 	"bytes"
+	"errors"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/ktls-go/ktls/internal/ktlstest"
@@ -186,5 +189,52 @@ func testWriteToTCP(t *testing.T, engine Offload) {
 	}
 	if !bytes.Equal(got, data) {
 		t.Errorf("peer -> tcp: %s", firstDiff(got, data))
+	}
+}
+
+// TestReadFromReset has the peer reset the connection while ReadFrom sends
+// a file: ReadFrom must return the error (ECONNRESET or EPIPE), not a short
+// count and nil.
+func TestReadFromReset(t *testing.T) { testReadFromReset(t, OffloadUser) }
+
+// TestKernelSendfileReset is TestReadFromReset through sendfile(2).
+func TestKernelSendfileReset(t *testing.T) {
+	ktlstest.RequireKernel(t)
+	testReadFromReset(t, OffloadKernel)
+}
+
+func testReadFromReset(t *testing.T, engine Offload) {
+	// Far more than the socket buffers hold: a sparse file costs nothing.
+	name := filepath.Join(t.TempDir(), "big")
+	f, err := os.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const size = 1 << 30
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	pr := engineConn(t, engine)
+	type res struct {
+		n   int64
+		err error
+	}
+	done := make(chan res, 1)
+	go func() {
+		n, err := io.Copy(pr.k, f)
+		done <- res{n, err}
+	}()
+	if _, err := io.ReadFull(pr.p, make([]byte, 100000)); err != nil {
+		t.Fatal(err)
+	}
+	pr.fc.Conn.(*net.TCPConn).SetLinger(0)
+	pr.fc.Conn.Close()
+	r := <-done
+	if r.n >= size || !errors.Is(r.err, syscall.ECONNRESET) && !errors.Is(r.err, syscall.EPIPE) {
+		t.Fatalf("ReadFrom after the peer's reset = %d, %v; want a short count and ECONNRESET or EPIPE", r.n, r.err)
+	}
+	if engine == OffloadKernel && pr.k.sendfileBytes.Load() == 0 {
+		t.Error("sendfile(2) not used")
 	}
 }

@@ -162,10 +162,16 @@ func (c *Config) tlsConfig() *tls.Config {
 	return c.TLS
 }
 
-// policy returns the offload policies of both directions.
+// policy returns the offload policies of both directions. A client whose
+// tls.Config allows renegotiation (tls.Config.Renegotiation) stays on
+// crypto/tls, which can renegotiate a TLS 1.2 connection: ktls refuses a
+// HelloRequest with a warning no_renegotiation.
 func (c *Config) policy() (tx, rx Offload) {
 	if c == nil {
 		return OffloadAuto, OffloadAuto
+	}
+	if c.TLS != nil && c.TLS.Renegotiation != tls.RenegotiateNever {
+		return OffloadOff, OffloadOff
 	}
 	return c.TX, c.RX
 }

@@ -33,8 +33,8 @@ func (c *Conn) SetTXMode(m Mode) error {
 	if !c.txMode.IsKernel() || c.rc == nil {
 		return fmt.Errorf("ktls: SetTXMode: the sending direction is %v, not in the kernel: %w", c.txMode, errors.ErrUnsupported)
 	}
-	c.out.Lock()
-	defer c.out.Unlock()
+	c.lockOut()
+	defer c.unlockOut()
 	if err := kernel.SetTXMode(c.rc, conf); err != nil {
 		return fmt.Errorf("ktls: SetTXMode(%v): %w", m, err)
 	}

@@ -2,7 +2,7 @@ package ktls
 
 import (
 	"io"
-	"io/fs"
+	"net"
 	"os"
 	"syscall"
 
@@ -11,15 +11,6 @@ import (
 
 // maxSendfile is the most one sendfile(2) call is asked to send.
 const maxSendfile = 1 << 30
-
-// file is what sendFile needs of an *os.File. An interface rather than the
-// type, so that the wrapper io.Copy(conn, f) passes on (File.WriteTo hides
-// itself behind a type embedding *os.File) still qualifies.
-type file interface {
-	io.Reader
-	Stat() (fs.FileInfo, error)
-	SyscallConn() (syscall.RawConn, error)
-}
 
 // sendFile sends the rest of r with sendfile(2) if r is a regular file (see
 // file) or an io.LimitedReader of one; handled is false otherwise. c.out is
@@ -44,9 +35,11 @@ func (c *Conn) sendFile(r io.Reader) (written int64, handled bool, err error) {
 	if err != nil {
 		return 0, false, nil
 	}
-	var serr error
+	// serr is sendfile's error, set inside the callback: it must not be
+	// overwritten by the result of rc.Write, which is nil then.
+	var serr, werr error
 	cerr := fc.Control(func(infd uintptr) {
-		serr = c.rc.Write(func(outfd uintptr) bool {
+		werr = c.rc.Write(func(outfd uintptr) bool {
 			for remain > 0 {
 				n, err := unix.Sendfile(int(outfd), int(infd), nil, int(min(remain, maxSendfile)))
 				if n > 0 {
@@ -69,6 +62,9 @@ func (c *Conn) sendFile(r io.Reader) (written int64, handled bool, err error) {
 		})
 	})
 	if serr == nil {
+		serr = werr
+	}
+	if serr == nil {
 		serr = cerr
 	}
 	if limited {
@@ -76,3 +72,80 @@ func (c *Conn) sendFile(r io.Reader) (written int64, handled bool, err error) {
 	}
 	return written, true, serr
 }
+
+// spliceFrom sends what a TCP or Unix socket r yields by splice(2) into the
+// kernel's sending direction; handled is false for other sources. It waits
+// for r to be readable without holding c.out, then holds it only to splice
+// what r already holds (SIOCINQ), which does not block on r. The sending
+// direction is in the kernel.
+func (c *Conn) spliceFrom(r io.Reader) (written int64, handled bool, err error) {
+	var src syscall.Conn
+	switch s := r.(type) {
+	case *net.TCPConn:
+		src = s
+	case *net.UnixConn:
+		src = s
+	default:
+		return 0, false, nil
+	}
+	rf, ok := c.conn.(io.ReaderFrom)
+	if !ok {
+		return 0, false, nil
+	}
+	rc, err := src.SyscallConn()
+	if err != nil {
+		return 0, false, nil
+	}
+	for {
+		avail, err := waitReadable(rc)
+		if err != nil || avail == 0 { // avail 0: the end of r
+			return written, true, err
+		}
+		c.lockOut()
+		if err = c.prepareLocked(); err == nil {
+			var n int64
+			n, err = rf.ReadFrom(&io.LimitedReader{R: r, N: min(avail, c.budgetLocked())})
+			written += n
+			c.out.records += recordsOf(n)
+			countTX(n)
+		}
+		c.unlockOut()
+		if err != nil {
+			return written, true, err
+		}
+	}
+}
+
+// waitReadable waits until the socket has data or its end (or an error) to
+// read, without reading it, and returns how many bytes it holds: 0 at its
+// end. It keeps the socket's read deadline.
+func waitReadable(rc syscall.RawConn) (int64, error) {
+	var (
+		avail int
+		serr  error
+	)
+	err := rc.Read(func(fd uintptr) bool {
+		var one [1]byte
+		n, _, err := unix.Recvfrom(int(fd), one[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		switch {
+		case err == unix.EAGAIN || err == unix.EINTR:
+			return false
+		case err != nil:
+			serr = os.NewSyscallError("recvfrom", err)
+		case n > 0:
+			avail, err = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+			if err != nil {
+				serr = os.NewSyscallError("ioctl SIOCINQ", err)
+			}
+		}
+		return true
+	})
+	if serr != nil {
+		return 0, serr
+	}
+	return int64(avail), err
+}
+
+// errnoKeyExpired is Linux's error for reads after a KeyUpdate record until
+// the receiving direction is re-keyed.
+const errnoKeyExpired = syscall.EKEYEXPIRED

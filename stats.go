@@ -102,7 +102,10 @@ type BadRecords struct {
 	// Invalid: a bad header, type or version (EINVAL, alert
 	// unexpected_message or protocol_version).
 	Invalid uint64 `json:"invalid"`
-	// Truncated: the stream ended inside a record, or without close_notify.
+	// Truncated: the stream ended inside a record. The end of the stream
+	// between records without close_notify, which many clients do after
+	// their last response, is counted apart
+	// (Statistics.EOFWithoutCloseNotify).
 	Truncated uint64 `json:"truncated"`
 }
 
@@ -115,6 +118,9 @@ type ControlRecords struct {
 	TicketsDropped uint64 `json:"tickets_dropped"` // NewSessionTicket without a cache (or on a server)
 	KeyUpdates     uint64 `json:"key_updates"`     // KeyUpdate messages
 	Unexpected     uint64 `json:"unexpected"`      // refused with unexpected_message
+	// TooManyIgnored: connections ended (unexpected_message) after more
+	// than 16 records in a row that carried nothing (see Conn.Read).
+	TooManyIgnored uint64 `json:"too_many_ignored"`
 }
 
 // Statistics is a snapshot of the package's counters, modelled on FreeBSD's
@@ -161,6 +167,17 @@ type Statistics struct {
 	RekeysTX    uint64 `json:"rekeys_tx"`
 	RekeysRX    uint64 `json:"rekeys_rx"`
 	RekeyErrors uint64 `json:"rekey_errors"`
+	// KeyLimitExceeded counts connections whose AES-GCM sending key
+	// protected more than 2^24 records without a KeyUpdate (RFC 8446
+	// section 5.5 allows 2^24.5): TLS 1.2, which has no KeyUpdate, and
+	// TLS 1.3 in a kernel that cannot re-key (Linux before 6.14, with
+	// Config.KernelWithoutRekey). The connection goes on.
+	KeyLimitExceeded uint64 `json:"key_limit_exceeded"`
+
+	// EOFWithoutCloseNotify counts connections whose peer ended the
+	// stream between records without close_notify (Read returns
+	// ErrTruncated). HTTP clients often do so after their last response.
+	EOFWithoutCloseNotify uint64 `json:"eof_without_close_notify"`
 
 	Control ControlRecords `json:"control"`
 }
@@ -174,7 +191,8 @@ var counters struct {
 	fbOff, fbDisabled, fbCipher, fbCBC atomic.Uint64
 	fbSecrets, fbUnsupported, fbRekey  atomic.Uint64
 	badMAC, badOverflow, badInvalid    atomic.Uint64
-	badTruncated                       atomic.Uint64
+	badTruncated, eofNoCloseNotify     atomic.Uint64
+	keyLimitExceeded, tooManyIgnored   atomic.Uint64
 	rekeysTX, rekeysRX, rekeyErrors    atomic.Uint64
 	closeNotify, alerts                atomic.Uint64
 	ticketsStored, ticketsDropped      atomic.Uint64
@@ -207,13 +225,16 @@ func Stats() Statistics {
 		BadRecords: BadRecords{
 			MAC: c.badMAC.Load(), Overflow: c.badOverflow.Load(), Invalid: c.badInvalid.Load(), Truncated: c.badTruncated.Load(),
 		},
-		RekeysTX:    c.rekeysTX.Load(),
-		RekeysRX:    c.rekeysRX.Load(),
-		RekeyErrors: c.rekeyErrors.Load(),
+		RekeysTX:              c.rekeysTX.Load(),
+		RekeysRX:              c.rekeysRX.Load(),
+		RekeyErrors:           c.rekeyErrors.Load(),
+		KeyLimitExceeded:      c.keyLimitExceeded.Load(),
+		EOFWithoutCloseNotify: c.eofNoCloseNotify.Load(),
 		Control: ControlRecords{
 			CloseNotify: c.closeNotify.Load(), Alerts: c.alerts.Load(),
 			TicketsStored: c.ticketsStored.Load(), TicketsDropped: c.ticketsDropped.Load(),
 			KeyUpdates: c.keyUpdates.Load(), Unexpected: c.unexpected.Load(),
+			TooManyIgnored: c.tooManyIgnored.Load(),
 		},
 	}
 }
@@ -301,7 +322,7 @@ func (s Statistics) WritePrometheus(w io.Writer) error {
 	}{{"off", f.Off}, {"disabled", f.Disabled}, {"cipher", f.Cipher}, {"cbc", f.CBC}, {"secrets", f.Secrets}, {"unsupported", f.Unsupported}, {"rekey", f.Rekey}} {
 		value("fallbacks_total", `reason="`+e.reason+`"`, e.v)
 	}
-	metric("bad_records_total", "counter", "Received records refused, by class.")
+	metric("bad_records_total", "counter", "Received records refused, by class (truncated: the stream ended inside a record).")
 	b := s.BadRecords
 	value("bad_records_total", `class="bad_mac"`, b.MAC)
 	value("bad_records_total", `class="overflow"`, b.Overflow)
@@ -312,12 +333,16 @@ func (s Statistics) WritePrometheus(w io.Writer) error {
 	value("rekeys_total", `direction="rx"`, s.RekeysRX)
 	metric("rekey_errors_total", "counter", "KeyUpdates that could not be followed.")
 	value("rekey_errors_total", "", s.RekeyErrors)
+	metric("key_limit_exceeded_total", "counter", "Connections whose AES-GCM sending key passed 2^24 records without a KeyUpdate (TLS 1.2, or a kernel that cannot re-key).")
+	value("key_limit_exceeded_total", "", s.KeyLimitExceeded)
+	metric("eof_without_close_notify_total", "counter", "Connections whose peer ended the stream between records without close_notify.")
+	value("eof_without_close_notify_total", "", s.EOFWithoutCloseNotify)
 	metric("control_records_total", "counter", "Non-data records received after the hand-off, by kind.")
 	c := s.Control
 	for _, e := range []struct {
 		kind string
 		v    uint64
-	}{{"close_notify", c.CloseNotify}, {"alert", c.Alerts}, {"ticket_stored", c.TicketsStored}, {"ticket_dropped", c.TicketsDropped}, {"key_update", c.KeyUpdates}, {"unexpected", c.Unexpected}} {
+	}{{"close_notify", c.CloseNotify}, {"alert", c.Alerts}, {"ticket_stored", c.TicketsStored}, {"ticket_dropped", c.TicketsDropped}, {"key_update", c.KeyUpdates}, {"unexpected", c.Unexpected}, {"too_many_ignored", c.TooManyIgnored}} {
 		value("control_records_total", `kind="`+e.kind+`"`, e.v)
 	}
 	return bw.Flush()

@@ -107,7 +107,7 @@ func TestStats(t *testing.T) {
 	}
 	samples := parsePrometheus(t, b.String())
 	for _, key := range []string{`ktls_handshakes_total`, `ktls_connections{direction="tx",mode="user"}`, `ktls_fallbacks_total{reason="rekey"}`,
-		`ktls_bad_records_total{class="bad_mac"}`, `ktls_control_records_total{kind="key_update"}`, `ktls_enabled`} {
+		`ktls_bad_records_total{class="bad_mac"}`, `ktls_control_records_total{kind="key_update"}`, `ktls_enabled`, `ktls_eof_without_close_notify_total`, `ktls_key_limit_exceeded_total`, `ktls_control_records_total{kind="too_many_ignored"}`} {
 		if _, ok := samples[key]; !ok {
 			t.Errorf("no sample %s", key)
 		}

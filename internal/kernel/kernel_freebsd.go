@@ -98,6 +98,12 @@ func Rekey() error {
 	return fmt.Errorf("kernel: ktls(4) cannot re-key a TLS 1.3 session: %w", syscall.ENOTSUP)
 }
 
+// RecordSeq fails on FreeBSD with an error wrapping ENOTSUP: it is needed
+// only to re-install a TLS 1.3 key, which ktls(4) cannot.
+func RecordSeq(c syscall.RawConn, d Direction, s *record.Session) (uint64, error) {
+	return 0, fmt.Errorf("kernel: ktls(4) cannot re-key a TLS 1.3 session: %w", syscall.ENOTSUP)
+}
+
 // Attach does nothing on FreeBSD: ktls(4) needs no upper layer protocol.
 func Attach(c syscall.RawConn) error { return nil }
 

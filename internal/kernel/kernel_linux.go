@@ -1,12 +1,14 @@
 package kernel
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -115,6 +117,37 @@ func Enable(c syscall.RawConn, d Direction, s *record.Session) error {
 		}
 		return nil
 	})
+}
+
+// RecordSeq returns the sequence number of the next record of direction d
+// as the kernel has it (getsockopt SOL_TLS TLS_TX or TLS_RX, whose
+// crypto_info ends with the big-endian rec_seq); s is the session in place
+// (its version and cipher give the size of the struct).
+func RecordSeq(c syscall.RawConn, d Direction, s *record.Session) (uint64, error) {
+	opt, name := tlsTX, "getsockopt TLS_TX"
+	if d == RX {
+		opt, name = tlsRX, "getsockopt TLS_RX"
+	}
+	info, err := s.LinuxCryptoInfo()
+	if err != nil {
+		return 0, err
+	}
+	defer clear(info)
+	err = control(c, func(fd int) error {
+		n := uint32(len(info))
+		_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_TLS, uintptr(opt), uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&n)), 0)
+		switch {
+		case e != 0:
+			return os.NewSyscallError(name, e)
+		case int(n) != len(info):
+			return fmt.Errorf("kernel: %s returned %d bytes, want %d: %w", name, n, len(info), syscall.EINVAL)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return binary.BigEndian.Uint64(info[len(info)-8:]), nil
 }
 
 // SendRecord sends p as the payload of records of type typ (sendmsg with a

@@ -27,6 +27,11 @@ func Attach(c syscall.RawConn) error { return errUnsupported }
 // Enable fails with an error wrapping errors.ErrUnsupported.
 func Enable(c syscall.RawConn, d Direction, s *record.Session) error { return errUnsupported }
 
+// RecordSeq fails with an error wrapping errors.ErrUnsupported.
+func RecordSeq(c syscall.RawConn, d Direction, s *record.Session) (uint64, error) {
+	return 0, errUnsupported
+}
+
 // SendRecord fails with an error wrapping errors.ErrUnsupported.
 func SendRecord(c syscall.RawConn, typ record.ContentType, p []byte) (int, error) {
 	return 0, errUnsupported
