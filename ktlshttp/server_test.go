@@ -287,9 +287,11 @@ func TestFileServer(t *testing.T) {
 					t.Errorf("%s: %s %q, want 403", p, resp.Status, body)
 				}
 			}
-			resp, _ = get(t, c, ts.url("/nothere"))
-			if resp.StatusCode != 404 {
-				t.Errorf("/nothere: %s", resp.Status)
+			for _, p := range []string{"/nothere", "/hello.txt/x"} {
+				resp, _ = get(t, c, ts.url(p))
+				if resp.StatusCode != 404 {
+					t.Errorf("%s: %s", p, resp.Status)
+				}
 			}
 		})
 	}

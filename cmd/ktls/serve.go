@@ -16,6 +16,7 @@ import (
 	"path"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -149,7 +150,7 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 		} else if !fi.IsDir() {
 			return fmt.Errorf("%s is not a directory", dir)
 		}
-		fsys = http.Dir(dir)
+		fsys = followDir(dir)
 	} else {
 		root, err := os.OpenRoot(dir)
 		if err != nil {
@@ -260,6 +261,53 @@ func logConn(logger *slog.Logger) func(context.Context, net.Conn) context.Contex
 			"tx", tx.String(), "rx", rx.String())
 		return ctx
 	}
+}
+
+// followDir is http.Dir (symbolic links followed wherever they lead) that
+// opens only regular files and directories, as ktlshttp.RootFS does: other
+// names (FIFO, socket, device) fail with an error wrapping fs.ErrPermission
+// (403) without being opened.
+type followDir string
+
+func (d followDir) Open(name string) (http.File, error) {
+	if filepath.Separator != '/' && strings.ContainsRune(name, filepath.Separator) {
+		return nil, errors.New("http: invalid character in file path")
+	}
+	full := filepath.Join(string(d), filepath.FromSlash(path.Clean("/"+name)))
+	fi, err := os.Stat(full)
+	if errors.Is(err, syscall.ENOTDIR) { // as http.Dir: a file is not a directory
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	if err == nil {
+		err = servable(name, fi)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// O_NONBLOCK: should the name become a FIFO after Stat, the open does
+	// not wait for a writer; reads of regular files ignore it.
+	f, err := os.OpenFile(full, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err == nil {
+		if fi, err = f.Stat(); err == nil {
+			err = servable(name, fi)
+		}
+		if err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// servable returns nil if fi, of name, is a regular file or a directory,
+// else an error wrapping fs.ErrPermission.
+func servable(name string, fi fs.FileInfo) error {
+	if fi.Mode().IsRegular() || fi.IsDir() {
+		return nil
+	}
+	return &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("not a regular file or directory: %w", fs.ErrPermission)}
 }
 
 // withETag sets an ETag from size and modification time on responses for

@@ -322,9 +322,11 @@ func TestServeFollowSymlinks(t *testing.T) {
 	if resp.StatusCode != 200 || body != "SECRET\n" {
 		t.Errorf("--follow-symlinks: %s %q", resp.Status, body)
 	}
-	resp, _ = get(t, c, "https://"+ts.addr+"/nothere")
-	if resp.StatusCode != 404 {
-		t.Errorf("/nothere: %s", resp.Status)
+	for _, p := range []string{"/nothere", "/hello.txt/x"} {
+		resp, _ = get(t, c, "https://"+ts.addr+p)
+		if resp.StatusCode != 404 {
+			t.Errorf("%s: %s", p, resp.Status)
+		}
 	}
 }
 
