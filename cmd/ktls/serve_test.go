@@ -420,7 +420,13 @@ func TestServeCurl(t *testing.T) {
 			t.Errorf("curl %s: %q, want %q", proto, out, want)
 		}
 	}
-	out, err := exec.Command(curl, "-sS", "-k", "--pinnedpubkey", "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+	// Plain HTTP to the TLS port: a 400 and a clean close, not curl's exit
+	// 56 (connection reset).
+	out, err := exec.Command(curl, "-sS", "-o", "/dev/null", "-w", "%{http_code}", "http://"+ts.addr+"/hello.txt").CombinedOutput()
+	if err != nil || string(out) != "400" {
+		t.Errorf("curl http://: %v: %s", err, out)
+	}
+	out, err = exec.Command(curl, "-sS", "-k", "--pinnedpubkey", "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
 		"https://"+ts.addr+"/hello.txt").CombinedOutput()
 	if err == nil {
 		t.Errorf("curl with a wrong pin succeeded: %s", out)
