@@ -93,6 +93,9 @@ func (o *getOptions) check(pos []string) error {
 	if len(pos) != 1 {
 		return fmt.Errorf("want one URL, have %d arguments", len(pos))
 	}
+	if err := schemeMissing(pos[0], "https"); err != nil {
+		return err
+	}
 	u, err := url.Parse(pos[0])
 	if err != nil {
 		return err

@@ -127,6 +127,16 @@ func (o *serveOptions) check(pos []string) error {
 		return fmt.Errorf("too many arguments: %q (want at most one DIR)", pos)
 	case (o.certFile == "") != (o.keyFile == ""):
 		return errors.New("--cert and --key go together")
+	case o.grace < 0:
+		return errors.New("--shutdown-timeout must not be negative")
+	}
+	if err := checkAddr("addr", o.addr); err != nil {
+		return err
+	}
+	if o.metrics != "" {
+		if err := checkAddr("metrics", o.metrics); err != nil {
+			return err
+		}
 	}
 	o.dir = "."
 	if len(pos) == 1 {

@@ -53,12 +53,37 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"serve", "a", "b"}, 2, "", "too many arguments"},
 		{[]string{"serve", "--cert", "c.pem"}, 2, "", "--cert and --key go together"},
 		{[]string{"serve", "a", "--addr"}, 2, "", "flag needs an argument"},
+		{[]string{"serve", "--addr", "127.0.0.1"}, 2, "", `--addr "127.0.0.1": missing port in address; want HOST:PORT`},
+		{[]string{"serve", "--addr", ":99999"}, 2, "", `--addr ":99999": port 99999 out of range`},
+		{[]string{"serve", "--addr", "127.0.0.1:-1"}, 2, "", `port -1 out of range`},
+		{[]string{"serve", "--addr", "127.0.0.1:nosuchservice"}, 2, "", `unknown port "nosuchservice"`},
+		{[]string{"serve", "--addr", "bad host:8443"}, 2, "", `bad host "bad host"`},
+		{[]string{"serve", "--metrics", "9090"}, 2, "", `--metrics "9090": missing port in address`},
+		{[]string{"serve", "--shutdown-timeout", "-1s"}, 2, "", "--shutdown-timeout must not be negative"},
+		{[]string{"version", "extra"}, 2, "", `unexpected argument "extra"`},
+		{[]string{"get", "127.0.0.1:8443/x"}, 2, "", `"127.0.0.1:8443/x" has no scheme: type https://127.0.0.1:8443/x`},
+		{[]string{"get", "example.com"}, 2, "", `"example.com" has no scheme: type https://example.com`},
+		{[]string{"get", "http://example.com/"}, 2, "", `want an https://HOST[:PORT]/PATH URL`},
+		{[]string{"stat", "--url", "127.0.0.1:9090"}, 2, "", `"127.0.0.1:9090" has no scheme: type http://127.0.0.1:9090`},
 	} {
 		var stdout, stderr bytes.Buffer
 		status := run(context.Background(), tc.args, &stdout, &stderr)
 		if status != tc.status || !strings.Contains(stdout.String(), tc.out) || !strings.Contains(stderr.String(), tc.err) {
 			t.Errorf("ktls %q: status %d, stdout %q, stderr %q; want %d, %q, %q",
 				tc.args, status, stdout.String(), stderr.String(), tc.status, tc.out, tc.err)
+		}
+	}
+}
+
+func TestCheckAddr(t *testing.T) {
+	for _, addr := range []string{":8443", "127.0.0.1:0", "[::1]:8443", "[fe80::1%eth0]:443", "localhost:https", "example.com.:65535", "my_host-1.example:80", ":"} {
+		if err := checkAddr("addr", addr); err != nil {
+			t.Errorf("%q: %v", addr, err)
+		}
+	}
+	for _, addr := range []string{"", "8443", "::1:8443", "127.0.0.1:65536", "a..b:80", "-x:99999", "h:8443x"} {
+		if err := checkAddr("addr", addr); err == nil {
+			t.Errorf("%q accepted", addr)
 		}
 	}
 }
