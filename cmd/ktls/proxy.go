@@ -55,7 +55,7 @@ type proxyOptions struct {
 	handshakeTimeout time.Duration
 	dialTimeout      time.Duration
 	grace            time.Duration
-	level            slog.Level
+	logOptions
 }
 
 // proxyFlags returns the flag set of ktls proxy; its Usage prints to w.
@@ -78,7 +78,7 @@ func proxyFlags(w io.Writer) (*flag.FlagSet, *proxyOptions) {
 	fs.DurationVar(&o.handshakeTimeout, "handshake-timeout", 10*time.Second, "limit each TLS handshake to `DURATION`")
 	fs.DurationVar(&o.dialTimeout, "dial-timeout", 10*time.Second, "limit each connection to --to to `DURATION`")
 	fs.DurationVar(&o.grace, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, wait this `DURATION` for open connections")
-	fs.TextVar(&o.level, "log-level", slog.LevelInfo, "log `LEVEL`: debug, info, warn or error; debug logs every connection (tx=MODE rx=MODE, bytes)")
+	addLogFlags(fs, &o.logOptions, "debug logs every connection (tx=MODE rx=MODE, bytes)")
 	fs.Usage = func() {
 		fmt.Fprint(w, proxyUsage)
 		printFlags(w, fs)
@@ -92,7 +92,7 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if status, done := parseArgs("proxy", fs, args, fs.Usage, stderr, o.check); done {
 		return status
 	}
-	return untilSignal(ctx, stderr, o.level, "ktls proxy", o.run)
+	return untilSignal(ctx, stderr, o.logOptions, "ktls proxy", o.run)
 }
 
 // check validates the options.

@@ -46,7 +46,7 @@ type serveOptions struct {
 	addr           string
 	certFile       string
 	keyFile        string
-	level          slog.Level
+	logOptions
 	followSymlinks bool
 	metrics        string
 	tx, rx         ktls.Offload
@@ -64,7 +64,7 @@ func serveFlags(w io.Writer) (*flag.FlagSet, *serveOptions) {
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8443", "listen on `HOST:PORT`")
 	fs.StringVar(&o.certFile, "cert", "", "certificate chain `FILE` (PEM); needs --key")
 	fs.StringVar(&o.keyFile, "key", "", "private key `FILE` (PEM); needs --cert")
-	fs.TextVar(&o.level, "log-level", slog.LevelInfo, "log `LEVEL`: debug, info, warn or error; debug logs every connection (tx=MODE rx=MODE) and request")
+	addLogFlags(fs, &o.logOptions, "info logs every request, debug every connection too (tx=MODE rx=MODE)")
 	fs.BoolVar(&o.followSymlinks, "follow-symlinks", false, "follow symbolic links even where they lead outside DIR")
 	fs.StringVar(&o.metrics, "metrics", "", "serve counters on `HOST:PORT`: Prometheus text at /metrics, expvar at /debug/vars (plain HTTP)")
 	fs.Func("tx", "where the sending direction's records go, `MODE` auto (the kernel if it can, else user space), kernel (required), user or off (crypto/tls) (default auto)", offloadFlag(&o.tx))
@@ -101,16 +101,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stdout, version())
 		return 0
 	}
-	return untilSignal(ctx, stderr, o.level, "ktls serve", o.serve)
+	return untilSignal(ctx, stderr, o.logOptions, "ktls serve", o.serve)
 }
 
-// untilSignal runs a long-running command (serve, proxy) with a text logger
-// on stderr at level, until it returns or SIGINT/SIGTERM cancels its
+// untilSignal runs a long-running command (serve, proxy) with the logger of
+// lo on stderr, until it returns or SIGINT/SIGTERM cancels its
 // context; it returns the exit status. run gets the context, the function
 // that restores the default signal action (after the first signal a second
 // one ends the process at once) and the logger.
-func untilSignal(ctx context.Context, stderr io.Writer, level slog.Level, name string, run func(context.Context, func(), *slog.Logger, func(net.Addr)) error) int {
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+func untilSignal(ctx context.Context, stderr io.Writer, lo logOptions, name string, run func(context.Context, func(), *slog.Logger, func(net.Addr)) error) int {
+	logger := lo.logger(stderr)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, stop, logger, nil); err != nil {
@@ -194,7 +194,7 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 	}
 	srv := &ktlshttp.Server{
 		Server: http.Server{
-			Handler:           logRequests(logger, withETag(fsys, http.FileServer(fsys))),
+			Handler:           accessLog(logger, withETag(fsys, http.FileServer(fsys))),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelInfo),
@@ -250,27 +250,6 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 // certificate loads --cert and --key, or makes a self-signed certificate.
 func (o *serveOptions) certificate(logger *slog.Logger) (tls.Certificate, error) {
 	return loadCertificate(o.certFile, o.keyFile, o.addr, "--addr", logger)
-}
-
-// logConn returns a ConnContext hook logging each connection after its
-// handshake, with the mode of both directions.
-func logConn(logger *slog.Logger) func(context.Context, net.Conn) context.Context {
-	return func(ctx context.Context, c net.Conn) context.Context {
-		kc, ok := c.(*ktls.Conn)
-		if !ok || !logger.Enabled(ctx, slog.LevelDebug) {
-			return ctx
-		}
-		tx, rx := kc.Mode()
-		st := kc.ConnectionState()
-		proto := st.NegotiatedProtocol
-		if proto == "" {
-			proto = "http/1.1"
-		}
-		logger.Debug("connection", "remote", c.RemoteAddr().String(), "proto", proto,
-			"tls", tls.VersionName(st.Version), "suite", tls.CipherSuiteName(st.CipherSuite),
-			"tx", tx.String(), "rx", rx.String())
-		return ctx
-	}
 }
 
 // followDir is http.Dir (symbolic links followed wherever they lead) that
@@ -347,52 +326,3 @@ func stat(fsys http.FileSystem, name string) (fs.FileInfo, error) {
 	defer f.Close()
 	return f.Stat()
 }
-
-// logRequests logs each request at debug level.
-func logRequests(logger *slog.Logger, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !logger.Enabled(r.Context(), slog.LevelDebug) {
-			h.ServeHTTP(w, r)
-			return
-		}
-		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		h.ServeHTTP(sw, r)
-		logger.Debug("request", "remote", r.RemoteAddr, "proto", r.Proto, "method", r.Method,
-			"path", r.URL.Path, "status", sw.status, "bytes", sw.n, "duration", time.Since(start))
-	})
-}
-
-// statusWriter records the status and size of a response. Its ReadFrom
-// passes file bodies on to the connection's ReadFrom (sendfile).
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	n      int64
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	w.status = code
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(p []byte) (int, error) {
-	n, err := w.ResponseWriter.Write(p)
-	w.n += int64(n)
-	return n, err
-}
-
-func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
-	var n int64
-	var err error
-	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
-		n, err = rf.ReadFrom(r)
-	} else {
-		n, err = io.Copy(struct{ io.Writer }{w.ResponseWriter}, r)
-	}
-	w.n += n
-	return n, err
-}
-
-// Unwrap gives http.ResponseController the wrapped writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

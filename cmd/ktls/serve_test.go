@@ -50,6 +50,8 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"serve", "--bogus"}, 2, "", "flag provided but not defined: -bogus"},
 		{[]string{"serve", "--tx", "sometimes"}, 2, "", "want auto, kernel, user or off"},
 		{[]string{"serve", "--log-level", "loud"}, 2, "", `invalid value "loud" for flag -log-level`},
+		{[]string{"serve", "--log-format", "xml"}, 2, "", `invalid value "xml" for flag -log-format: want text or json`},
+		{[]string{"proxy", "--log-format", "xml"}, 2, "", `invalid value "xml" for flag -log-format: want text or json`},
 		{[]string{"serve", "a", "b"}, 2, "", "too many arguments"},
 		{[]string{"serve", "--cert", "c.pem"}, 2, "", "--cert and --key go together"},
 		{[]string{"serve", "a", "--addr"}, 2, "", "flag needs an argument"},
@@ -333,8 +335,8 @@ func TestServe(t *testing.T) {
 		}
 		t.Logf("%s: tx=%s rx=%s", proto, m[1], m[2])
 	}
-	if !strings.Contains(logs, `msg=request remote=`) || !strings.Contains(logs, "path=/big.bin status=206") {
-		t.Error("no request lines in the debug log")
+	if !strings.Contains(logs, `level=INFO msg=request remote=`) || !strings.Contains(logs, "path=/big.bin status=206") {
+		t.Error("no request lines in the log")
 	}
 }
 
