@@ -96,7 +96,7 @@ func TestAccessLog(t *testing.T) {
 				want := map[string]string{
 					"method": "GET", "path": "/hello.txt?a=1&b=%20", "status": "200", "bytes": "6",
 					"user_agent": fmt.Sprintf("test-agent h2=%v", h2),
-					"proto": map[bool]string{false: "HTTP/1.1", true: "HTTP/2.0"}[h2], "tls": "TLS 1.3",
+					"proto":      map[bool]string{false: "HTTP/1.1", true: "HTTP/2.0"}[h2], "tls": "TLS 1.3",
 				}
 				if i%2 == 1 {
 					want["path"], want["status"], want["user_agent"] = "/nothere", "404", "Go-http-client/"+map[bool]string{false: "1.1", true: "2.0"}[h2]

@@ -43,9 +43,9 @@ Flags:
 
 // serveOptions are the settings of ktls serve.
 type serveOptions struct {
-	addr           string
-	certFile       string
-	keyFile        string
+	addr     string
+	certFile string
+	keyFile  string
 	logOptions
 	followSymlinks bool
 	metrics        string
