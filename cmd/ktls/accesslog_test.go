@@ -12,8 +12,9 @@ import (
 )
 
 // runCommand runs "ktls args" in the background with a cancelable context
-// and waits for its "serving" line; it returns the URL the line gives, the
-// log, and a function that stops the command and returns its status.
+// and waits for its "serving" (or "proxying") line; it returns the URL (or
+// address) the line gives, the log, and a function that stops the command
+// and returns its status.
 func runCommand(t *testing.T, args ...string) (string, *syncBuffer, func() int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -30,7 +31,7 @@ func runCommand(t *testing.T, args ...string) (string, *syncBuffer, func() int) 
 			return -1
 		}
 	}
-	re := regexp.MustCompile(`"?url"?[=:]"?(https://[^" ]+)`)
+	re := regexp.MustCompile(`"?(?:url|listen)"?[=:]"?([^" ]+)`)
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if m := re.FindStringSubmatch(stderr.String()); m != nil {
 			return m[1], stderr, stop

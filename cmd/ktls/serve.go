@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -43,9 +42,8 @@ Flags:
 
 // serveOptions are the settings of ktls serve.
 type serveOptions struct {
-	addr     string
-	certFile string
-	keyFile  string
+	addr string
+	certOptions
 	logOptions
 	followSymlinks bool
 	metrics        string
@@ -62,8 +60,7 @@ func serveFlags(w io.Writer) (*flag.FlagSet, *serveOptions) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8443", "listen on `HOST:PORT`")
-	fs.StringVar(&o.certFile, "cert", "", "certificate chain `FILE` (PEM); needs --key")
-	fs.StringVar(&o.keyFile, "key", "", "private key `FILE` (PEM); needs --cert")
+	addCertFlags(fs, &o.certOptions, "")
 	addLogFlags(fs, &o.logOptions, "info logs every request, debug every connection too (tx=MODE rx=MODE)")
 	fs.BoolVar(&o.followSymlinks, "follow-symlinks", false, "follow symbolic links even where they lead outside DIR")
 	fs.StringVar(&o.metrics, "metrics", "", "serve counters on `HOST:PORT`: Prometheus text at /metrics, expvar at /debug/vars (plain HTTP)")
@@ -105,7 +102,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 }
 
 // untilSignal runs a long-running command (serve, proxy) with the logger of
-// lo on stderr, until it returns or SIGINT/SIGTERM cancels its
+// lo on stderr, SIGHUP kept from ending it, until it returns or SIGINT/SIGTERM cancels its
 // context; it returns the exit status. run gets the context, the function
 // that restores the default signal action (after the first signal a second
 // one ends the process at once) and the logger.
@@ -113,6 +110,11 @@ func untilSignal(ctx context.Context, stderr io.Writer, lo logOptions, name stri
 	logger := lo.logger(stderr)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP reloads the certificates (certStore.watch): it must not end
+	// the process, whether or not anything is there to reload.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if err := run(ctx, stop, logger, nil); err != nil {
 		logger.Error(name+" failed", "err", err)
 		return 1
@@ -122,11 +124,12 @@ func untilSignal(ctx context.Context, stderr io.Writer, lo logOptions, name stri
 
 // check validates the options and takes DIR from the positional arguments.
 func (o *serveOptions) check(pos []string) error {
+	if err := o.certOptions.check(); err != nil {
+		return err
+	}
 	switch {
 	case len(pos) > 1:
 		return fmt.Errorf("too many arguments: %q (want at most one DIR)", pos)
-	case (o.certFile == "") != (o.keyFile == ""):
-		return errors.New("--cert and --key go together")
 	case o.grace < 0:
 		return errors.New("--shutdown-timeout must not be negative")
 	}
@@ -170,10 +173,11 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 		fsys = ktlshttp.RootFS(root)
 	}
 
-	cert, err := o.certificate(logger)
+	certs, err := loadCerts(&o.certOptions, o.addr, "--addr", logger)
 	if err != nil {
 		return err
 	}
+	certs.watch(ctx)
 
 	kernelErr := kernel.Supported()
 	if kernelErr != nil && (o.tx == ktls.OffloadKernel || o.rx == ktls.OffloadKernel) {
@@ -201,7 +205,7 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 			ConnContext:       logConn(logger),
 		},
 		Config: &ktls.Config{
-			TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+			TLS: certs.tlsConfig(),
 			TX:  o.tx,
 			RX:  o.rx,
 		},
@@ -245,11 +249,6 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 	}
 	logger.Info("stopped")
 	return nil
-}
-
-// certificate loads --cert and --key, or makes a self-signed certificate.
-func (o *serveOptions) certificate(logger *slog.Logger) (tls.Certificate, error) {
-	return loadCertificate(o.certFile, o.keyFile, o.addr, "--addr", logger)
 }
 
 // followDir is http.Dir (symbolic links followed wherever they lead) that

@@ -54,6 +54,7 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"proxy", "--log-format", "xml"}, 2, "", `invalid value "xml" for flag -log-format: want text or json`},
 		{[]string{"serve", "a", "b"}, 2, "", "too many arguments"},
 		{[]string{"serve", "--cert", "c.pem"}, 2, "", "--cert and --key go together"},
+		{[]string{"serve", "--cert", "a.pem", "--key", "a.key", "--cert", "b.pem"}, 2, "", "--cert and --key go together"},
 		{[]string{"serve", "a", "--addr"}, 2, "", "flag needs an argument"},
 		{[]string{"serve", "--addr", "127.0.0.1"}, 2, "", `--addr "127.0.0.1": missing port in address; want HOST:PORT`},
 		{[]string{"serve", "--addr", ":99999"}, 2, "", `--addr ":99999": port 99999 out of range`},
@@ -366,7 +367,7 @@ func TestServeCertFiles(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	writePEM(t, certFile, keyFile, cert)
-	ts := startServe(t, &serveOptions{dir: www, certFile: certFile, keyFile: keyFile})
+	ts := startServe(t, &serveOptions{dir: www, certOptions: certOptions{[]string{certFile}, []string{keyFile}}})
 	if got, want := ts.logged("certificate", "sha256"), fingerprint(cert.Leaf); got != want {
 		t.Errorf("logged fingerprint %q, want %q", got, want)
 	}
