@@ -63,6 +63,7 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"serve", "--addr", "bad host:8443"}, 2, "", `bad host "bad host"`},
 		{[]string{"serve", "--metrics", "9090"}, 2, "", `--metrics "9090": missing port in address`},
 		{[]string{"serve", "--shutdown-timeout", "-1s"}, 2, "", "--shutdown-timeout must not be negative"},
+		{[]string{"serve", "--write-timeout", "-1s"}, 2, "", "--write-timeout must not be negative"},
 		{[]string{"version", "extra"}, 2, "", `unexpected argument "extra"`},
 		{[]string{"get", "127.0.0.1:8443/x"}, 2, "", `"127.0.0.1:8443/x" has no scheme: type https://127.0.0.1:8443/x`},
 		{[]string{"get", "example.com"}, 2, "", `"example.com" has no scheme: type https://example.com`},
@@ -496,5 +497,50 @@ func writePEM(t *testing.T, certFile, keyFile string, cert tls.Certificate) {
 	}
 	if err := os.WriteFile(keyFile, k, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestServeWriteTimeout: a client that stops reading a large file is cut
+// off once nothing could be written to it for --write-timeout, over
+// HTTP/1.1 (the sendfile path) and HTTP/2 (a stream stuck at a zero
+// window), and the server's connection and file are let go.
+func TestServeWriteTimeout(t *testing.T) {
+	testWriteTimeout(t, serveOptions{})
+}
+
+// testWriteTimeout is TestServeWriteTimeout with the options o.
+func testWriteTimeout(t *testing.T, o serveOptions) {
+	www, big := tree(t, 32<<20) // more than the socket buffers and HTTP/2 windows hold
+	o.dir, o.writeTimeout = www, time.Second
+	for _, h2 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("h2=%v", h2), func(t *testing.T) {
+			o := o
+			ts := startServe(t, &o)
+			c := ts.client(h2)
+			defer c.CloseIdleConnections()
+			resp, err := c.Get("https://" + ts.addr + "/big.bin")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			// Stop reading until the server gives up: its access-log line
+			// comes when the handler returns.
+			for deadline := time.Now().Add(time.Minute); !strings.Contains(ts.logs.String(), "path=/big.bin"); time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the server still writes to a client that stopped reading")
+				}
+			}
+			n, err := io.Copy(io.Discard, resp.Body)
+			if err == nil || n >= int64(len(big)) {
+				t.Errorf("read %d of %d bytes, %v; want the download cut off", n, len(big), err)
+			}
+			t.Logf("cut off after %d bytes: %v", n, err)
+			// The server goes on serving.
+			c2 := ts.client(h2)
+			defer c2.CloseIdleConnections()
+			if resp, body := get(t, c2, "https://"+ts.addr+"/hello.txt"); resp.StatusCode != 200 || body != "hello\n" {
+				t.Errorf("after the cut: %s %q", resp.Status, body)
+			}
+		})
 	}
 }
