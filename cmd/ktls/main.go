@@ -78,6 +78,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "bench":
 		return runBench(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
+		if len(args) > 2 {
+			fmt.Fprintf(stderr, "ktls help: unexpected argument %q\n", args[2])
+			return exitUsage
+		}
 		if len(args) > 1 {
 			return help(args[1], stdout, stderr)
 		}

@@ -65,6 +65,7 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"serve", "--shutdown-timeout", "-1s"}, 2, "", "--shutdown-timeout must not be negative"},
 		{[]string{"serve", "--write-timeout", "-1s"}, 2, "", "--write-timeout must not be negative"},
 		{[]string{"version", "extra"}, 2, "", `unexpected argument "extra"`},
+		{[]string{"help", "serve", "extra"}, 2, "", `unexpected argument "extra"`},
 		{[]string{"get", "127.0.0.1:8443/x"}, 2, "", `"127.0.0.1:8443/x" has no scheme: type https://127.0.0.1:8443/x`},
 		{[]string{"get", "example.com"}, 2, "", `"example.com" has no scheme: type https://example.com`},
 		{[]string{"get", "http://example.com/"}, 2, "", `want an https://HOST[:PORT]/PATH URL`},
