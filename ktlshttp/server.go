@@ -7,6 +7,8 @@
 // protocols "h2" and "http/1.1"), hands connections that negotiated "h2" to
 // golang.org/x/net/http2, and gives the others to http.Server for HTTP/1.x.
 // Request.TLS is set in both cases, from the connection's ConnectionState.
+// A plaintext HTTP request on the TLS port is answered "400 Bad Request" as
+// net/http answers it, and its connection closed without a reset.
 //
 // On HTTP/1.1, net/http copies a response body (http.FileServer,
 // http.ServeContent, io.Copy to the ResponseWriter) through the connection's
