@@ -207,7 +207,6 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelInfo),
 			ConnContext:       logConn(logger),
-			ConnState:         clearWriteDeadline,
 			// An HTTP/2 connection no byte could be written to for the
 			// write timeout is closed, whatever its streams wait for.
 			HTTP2: &http.HTTP2Config{WriteByteTimeout: o.writeTimeout},
@@ -332,16 +331,6 @@ func writeDeadlines(d time.Duration, h http.Handler) http.Handler {
 		dw.last = time.Time{}
 		dw.renew() // for the writes net/http makes after the handler
 	})
-}
-
-// clearWriteDeadline is the ConnState hook that lifts the write deadline
-// writeDeadlines left on an HTTP/1.x connection once its response is
-// written, so that net/http's own answers after a long idle time (400 to a
-// bad request, say) are not refused by an old deadline.
-func clearWriteDeadline(c net.Conn, s http.ConnState) {
-	if s == http.StateIdle {
-		c.SetWriteDeadline(time.Time{})
-	}
 }
 
 // deadlineWriter renews the write deadline before each write.

@@ -545,3 +545,31 @@ func testWriteTimeout(t *testing.T, o serveOptions) {
 		})
 	}
 }
+
+// TestServeWriteDeadlineIdle: on a keep-alive connection idle for longer
+// than --write-timeout, net/http's own answer to a bad request (400) still
+// gets out: the write deadline of the last response does not linger
+// (net/http lifts it after each response).
+func TestServeWriteDeadlineIdle(t *testing.T) {
+	www, _ := tree(t, 10)
+	ts := startServe(t, &serveOptions{dir: www, writeTimeout: 100 * time.Millisecond})
+	c, err := tls.Dial("tcp", ts.addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	io.WriteString(c, "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	time.Sleep(300 * time.Millisecond) // past the deadline of that response
+	io.WriteString(c, "GET /hello.txt HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(time.Minute)) // a guard against a hang
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 400 {
+		t.Errorf("bad request after an idle time: %v, %v; want 400", resp, err)
+	}
+}
