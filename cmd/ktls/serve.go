@@ -34,8 +34,11 @@ record layer; on HTTP/1.1 file bodies then go out with sendfile(2).
 Without --cert and --key, a self-signed ECDSA P-256 certificate is made at
 start and its SHA-256 fingerprint logged. Names that lead outside DIR
 (through "..", or through symbolic links pointing outside) are refused with
-403 Forbidden unless --follow-symlinks is given. SIGINT or SIGTERM stops the
-server gracefully; a second signal stops it at once.
+403 Forbidden unless --follow-symlinks is given; so are names that are not
+regular files or directories (FIFOs, sockets, devices), which are never
+opened. Each request is logged (at the info level). SIGHUP re-reads --cert
+and --key. SIGINT or SIGTERM stops the server gracefully; a second signal
+stops it at once.
 
 Flags:
 `
