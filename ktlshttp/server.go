@@ -7,6 +7,8 @@
 // protocols "h2" and "http/1.1"), hands connections that negotiated "h2" to
 // golang.org/x/net/http2, and gives the others to http.Server for HTTP/1.x.
 // Request.TLS is set in both cases, from the connection's ConnectionState.
+// A plaintext HTTP request on the TLS port is answered "400 Bad Request" as
+// net/http answers it, and its connection closed without a reset.
 //
 // On HTTP/1.1, net/http copies a response body (http.FileServer,
 // http.ServeContent, io.Copy to the ResponseWriter) through the connection's
@@ -389,8 +391,8 @@ func (l *listener) acceptLoop() {
 // protocol.
 func (l *listener) handshake(c net.Conn) {
 	defer l.srv.wg.Done()
-	tc, ok := c.(tlsConn)
-	if !ok {
+	tc, isTLS := c.(tlsConn)
+	if !isTLS {
 		tc = ktls.Server(c, l.cfg)
 	}
 	if d := l.srv.handshakeTimeout(); d > 0 {
@@ -399,7 +401,12 @@ func (l *listener) handshake(c net.Conn) {
 	if err := tc.HandshakeContext(l.ctx); err != nil {
 		var re tls.RecordHeaderError
 		if errors.As(err, &re) && re.Conn != nil && looksLikeHTTP(re.RecordHeader) {
-			io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+			// The TCP connection: c itself, unless c is a TLS conn over it.
+			raw := c
+			if isTLS {
+				raw = re.Conn
+			}
+			refuseHTTP(raw)
 			err = errors.New("client sent an HTTP request to an HTTPS server")
 		}
 		tc.Close()
@@ -475,6 +482,28 @@ func (s *Server) logf(format string, args ...any) {
 		log.Printf(format, args...)
 	}
 }
+
+// refuseHTTP answers a plaintext HTTP request on c, the TCP connection, as
+// net/http does, and ends the connection cleanly: it sends a FIN after the
+// answer and reads what the client sent until the client closes its side
+// (at most refuseDrain bytes, for at most refuseWait), since closing a socket
+// with unread data would send a reset, which may destroy the answer before
+// the client reads it.
+func refuseHTTP(c net.Conn) {
+	c.SetDeadline(time.Now().Add(refuseWait))
+	if _, err := io.WriteString(c, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"); err != nil {
+		return
+	}
+	if cw, ok := c.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		io.Copy(io.Discard, io.LimitReader(c, refuseDrain))
+	}
+}
+
+// Bounds of refuseHTTP's wait for the client to close.
+const (
+	refuseWait  = 2 * time.Second
+	refuseDrain = 256 << 10
+)
 
 // looksLikeHTTP reports whether a TLS record header is the start of a
 // plaintext HTTP request, as net/http checks.

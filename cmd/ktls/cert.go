@@ -108,8 +108,7 @@ func loadCertificate(certFile, keyFile, addr, flagName string, logger *slog.Logg
 		if err != nil {
 			return cert, err
 		}
-		logger.Info("certificate", "file", certFile, "names", certNames(cert.Leaf),
-			"not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339), "sha256", fingerprint(cert.Leaf))
+		logCertificate(logger, certFile, &cert)
 		return cert, nil
 	}
 	host, _, err := net.SplitHostPort(addr)
@@ -124,6 +123,12 @@ func loadCertificate(certFile, keyFile, addr, flagName string, logger *slog.Logg
 		"not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339),
 		"sha256", fingerprint(cert.Leaf), "pin", "sha256//"+pin(cert.Leaf))
 	return cert, nil
+}
+
+// logCertificate logs the certificate loaded from file.
+func logCertificate(logger *slog.Logger, file string, cert *tls.Certificate) {
+	logger.Info("certificate", "file", file, "names", certNames(cert.Leaf),
+		"not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339), "sha256", fingerprint(cert.Leaf))
 }
 
 // clientTLS returns the crypto/tls configuration of a client connection:

@@ -55,8 +55,16 @@ func TestGet(t *testing.T) {
 	}
 
 	// Without -k the self-signed certificate is refused.
-	if status, _, stderr := runGetCmd(t, base+"/hello.txt"); status != 1 || !strings.Contains(stderr, "certificate") {
-		t.Errorf("unverified: status %d, %q", status, stderr)
+	if status, _, stderr := runGetCmd(t, base+"/hello.txt"); status != 1 || !strings.Contains(stderr, "certificate") ||
+		!strings.Contains(stderr, "--ca FILE") || !strings.Contains(stderr, "-k skips") {
+		t.Errorf("unverified: status %d, %q; want a hint at --ca and -k", status, stderr)
+	}
+	// An error of the output is one of writing it.
+	if _, err := os.Stat("/dev/full"); err == nil {
+		status, _, stderr := runGetCmd(t, "-k", "-o", "/dev/full", base+"/big.bin")
+		if status != 1 || !strings.Contains(stderr, "writing /dev/full: ") {
+			t.Errorf("-o /dev/full: status %d, %q", status, stderr)
+		}
 	}
 
 	// Standard output and standard error as files: a regular file for the
@@ -93,6 +101,7 @@ func TestGetChunked(t *testing.T) {
 		case "/short":
 			w.Header().Set("Content-Length", fmt.Sprint(len(body)))
 			w.Write(body[:1000])
+			w.(http.Flusher).Flush()
 			panic(http.ErrAbortHandler)
 		}
 	}))
@@ -108,8 +117,8 @@ func TestGetChunked(t *testing.T) {
 		t.Errorf("chunked: status %d, %d bytes, stderr %q", status, len(got), stderr)
 	}
 	status, _, stderr = runGetCmd(t, "--ca", filepath.Join(dir, "ca.pem"), "-o", out, srv.URL+"/short")
-	if status != 1 || !strings.Contains(stderr, "unexpected EOF") {
-		t.Errorf("short: status %d, stderr %q", status, stderr)
+	if status != 1 || !strings.Contains(stderr, "unexpected EOF") || !strings.Contains(stderr, "reading the body from the server") || strings.Contains(stderr, "writing") {
+		t.Errorf("short: status %d, stderr %q; want a reading error", status, stderr)
 	}
 }
 
@@ -125,6 +134,8 @@ func TestGetCommandLine(t *testing.T) {
 		{[]string{"-k", "--ca", "x", "https://a/"}, "exclude each other"},
 		{[]string{"--timeout", "0s", "https://a/"}, "--timeout must be positive"},
 		{[]string{"--bogus", "https://a/"}, "flag provided but not defined"},
+		{[]string{"-C", "https://a/"}, "-C/--continue needs -o FILE"},
+		{[]string{"--continue", "-o", "-", "https://a/"}, "-C/--continue needs -o FILE"},
 	} {
 		if status, _, stderr := runGetCmd(t, tc.args...); status != exitUsage || !strings.Contains(stderr, tc.err) {
 			t.Errorf("ktls get %q: status %d, %q; want 2, %q", tc.args, status, stderr, tc.err)
@@ -143,5 +154,44 @@ func TestProgress(t *testing.T) {
 	stop()
 	if s := buf.String(); !strings.Contains(s, "50%") || !strings.Contains(s, "1.0 MiB / 2.0 MiB") || !strings.HasSuffix(s, "\n") {
 		t.Errorf("progress: %q", s)
+	}
+}
+
+// TestGetContinue completes partial files with -C: from a ktls serve (a
+// 206), when the file is already whole (a 416), and from a server that
+// ignores Range (a 200: the file is written again).
+func TestGetContinue(t *testing.T) {
+	www, big := tree(t, 3<<20+5)
+	ts := startServe(t, &serveOptions{dir: www})
+	out := filepath.Join(t.TempDir(), "big.bin")
+	for _, have := range []int{1, 1 << 20, len(big) - 1, len(big)} {
+		if err := os.WriteFile(out, big[:have], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		status, _, stderr := runGetCmd(t, "-k", "-C", "-o", out, "https://"+ts.addr+"/big.bin")
+		got, _ := os.ReadFile(out)
+		if status != 0 || !bytes.Equal(got, big) {
+			t.Errorf("-C with %d bytes: status %d, %d bytes, %q", have, status, len(got), stderr)
+		}
+		if have == len(big) && !strings.Contains(stderr, "already holds all") {
+			t.Errorf("-C with the whole file: %q", stderr)
+		}
+	}
+	if !strings.Contains(ts.logs.String(), "status=206") || !strings.Contains(ts.logs.String(), "status=416") {
+		t.Error("no 206 and 416 in the server's log")
+	}
+	// No file yet: a plain download.
+	os.Remove(out)
+	if status, _, stderr := runGetCmd(t, "-k", "--continue", "-o", out, "https://"+ts.addr+"/big.bin"); status != 0 {
+		t.Errorf("-C without a file: %d %q", status, stderr)
+	}
+
+	body := []byte("the whole body\n")
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+	defer srv.Close()
+	os.WriteFile(out, []byte("stale and longer than the body"), 0o644)
+	status, _, stderr := runGetCmd(t, "-k", "-C", "-o", out, srv.URL+"/")
+	if got, _ := os.ReadFile(out); status != 0 || !bytes.Equal(got, body) || !strings.Contains(stderr, "writing "+out+" again") {
+		t.Errorf("-C, Range ignored: status %d, %q, %q", status, got, stderr)
 	}
 }

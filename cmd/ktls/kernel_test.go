@@ -46,6 +46,14 @@ func TestKernelServe(t *testing.T) {
 	}
 }
 
+// TestKernelServeWriteTimeout: a client that stops reading is cut off with
+// both directions in the kernel too (HTTP/1.1: sendfile(2) into the kernel's
+// TLS socket, with its write deadline).
+func TestKernelServeWriteTimeout(t *testing.T) {
+	ktlstest.RequireKernel(t)
+	testWriteTimeout(t, serveOptions{tx: ktls.OffloadKernel, rx: ktls.OffloadKernel})
+}
+
 // TestKernelProxy relays 8 MiB each way through the proxy with both of the
 // TLS side's directions required in the kernel, in both modes, and checks
 // that the proxy spliced: the bytes read and written by this process's

@@ -24,9 +24,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 )
 
@@ -76,12 +78,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "bench":
 		return runBench(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
+		if len(args) > 2 {
+			fmt.Fprintf(stderr, "ktls help: unexpected argument %q\n", args[2])
+			return exitUsage
+		}
 		if len(args) > 1 {
 			return help(args[1], stdout, stderr)
 		}
 		fmt.Fprint(stdout, usage)
 		return 0
 	case "version", "-version", "--version":
+		if len(args) > 1 {
+			fmt.Fprintf(stderr, "ktls version: unexpected argument %q\n", args[1])
+			return exitUsage
+		}
 		fmt.Fprintln(stdout, version())
 		return 0
 	default:
@@ -183,6 +193,63 @@ func noArgs(pos []string) error {
 		return fmt.Errorf("unexpected argument %q", pos[0])
 	}
 	return nil
+}
+
+// checkAddr validates addr, the HOST:PORT value of the flag name, as
+// net.Listen and net.Dial take it: HOST empty, an IP address or a host name;
+// PORT a number from 0 to 65535 or a service name.
+func checkAddr(name, addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			err = errors.New(ae.Err)
+		}
+		return fmt.Errorf("--%s %q: %v; want HOST:PORT, as 127.0.0.1:8443, [::1]:8443 or :8443", name, addr, err)
+	}
+	if n, err := strconv.Atoi(port); err == nil {
+		if n < 0 || n > 65535 {
+			return fmt.Errorf("--%s %q: port %d out of range (0 to 65535)", name, addr, n)
+		}
+	} else if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("--%s %q: unknown port %q", name, addr, port)
+	}
+	if ip, _, _ := strings.Cut(host, "%"); net.ParseIP(ip) == nil && !validHostName(host) {
+		return fmt.Errorf("--%s %q: bad host %q", name, addr, host)
+	}
+	return nil
+}
+
+// validHostName reports whether s is empty or a syntactically valid DNS
+// host name (letters, digits, '-', '_' and dots, labels of 1 to 63 bytes).
+func validHostName(s string) bool {
+	if s == "" {
+		return true
+	}
+	if len(s) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(strings.TrimSuffix(s, "."), ".") {
+		if len(label) == 0 || len(label) > 63 {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// schemeMissing returns an error saying what to type when s, a URL given on
+// the command line, lacks its "scheme://" (as "127.0.0.1:8443/file"), and
+// nil otherwise.
+func schemeMissing(s, scheme string) error {
+	if strings.Contains(s, "://") {
+		return nil
+	}
+	return fmt.Errorf("%q has no scheme: type %s://%s", s, scheme, strings.TrimPrefix(s, "//"))
 }
 
 // printFlags prints the flags of fs in GNU style (--name VALUE).

@@ -44,8 +44,6 @@ Flags:
 type proxyOptions struct {
 	listen, to       string
 	upstreamTLS      bool
-	certFile         string
-	keyFile          string
 	serverName       string
 	insecure         bool
 	caFile           string
@@ -55,7 +53,8 @@ type proxyOptions struct {
 	handshakeTimeout time.Duration
 	dialTimeout      time.Duration
 	grace            time.Duration
-	level            slog.Level
+	certOptions
+	logOptions
 }
 
 // proxyFlags returns the flag set of ktls proxy; its Usage prints to w.
@@ -66,8 +65,7 @@ func proxyFlags(w io.Writer) (*flag.FlagSet, *proxyOptions) {
 	fs.StringVar(&o.listen, "listen", "", "accept connections on `HOST:PORT` (required)")
 	fs.StringVar(&o.to, "to", "", "connect each one to `HOST:PORT` (required)")
 	fs.BoolVar(&o.upstreamTLS, "upstream-tls", false, "accept plain TCP and connect to --to with TLS, instead of the reverse")
-	fs.StringVar(&o.certFile, "cert", "", "certificate chain `FILE` (PEM) of the TLS listener; needs --key")
-	fs.StringVar(&o.keyFile, "key", "", "private key `FILE` (PEM); needs --cert")
+	addCertFlags(fs, &o.certOptions, " of the TLS listener")
 	fs.StringVar(&o.serverName, "server-name", "", "with --upstream-tls: the `NAME` to send (SNI) and verify (default: the host of --to)")
 	fs.BoolVar(&o.insecure, "insecure", false, "with --upstream-tls: do not verify the server's certificate")
 	fs.StringVar(&o.caFile, "ca", "", "with --upstream-tls: verify the server against the certificates in `FILE` (PEM) instead of the system's")
@@ -78,7 +76,7 @@ func proxyFlags(w io.Writer) (*flag.FlagSet, *proxyOptions) {
 	fs.DurationVar(&o.handshakeTimeout, "handshake-timeout", 10*time.Second, "limit each TLS handshake to `DURATION`")
 	fs.DurationVar(&o.dialTimeout, "dial-timeout", 10*time.Second, "limit each connection to --to to `DURATION`")
 	fs.DurationVar(&o.grace, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, wait this `DURATION` for open connections")
-	fs.TextVar(&o.level, "log-level", slog.LevelInfo, "log `LEVEL`: debug, info, warn or error; debug logs every connection (tx=MODE rx=MODE, bytes)")
+	addLogFlags(fs, &o.logOptions, "debug logs every connection (tx=MODE rx=MODE, bytes)")
 	fs.Usage = func() {
 		fmt.Fprint(w, proxyUsage)
 		printFlags(w, fs)
@@ -92,7 +90,7 @@ func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if status, done := parseArgs("proxy", fs, args, fs.Usage, stderr, o.check); done {
 		return status
 	}
-	return untilSignal(ctx, stderr, o.level, "ktls proxy", o.run)
+	return untilSignal(ctx, stderr, o.logOptions, "ktls proxy", o.run)
 }
 
 // check validates the options.
@@ -102,9 +100,9 @@ func (o *proxyOptions) check(pos []string) error {
 		return fmt.Errorf("unexpected argument %q", pos[0])
 	case o.listen == "" || o.to == "":
 		return errors.New("--listen and --to are required")
-	case (o.certFile == "") != (o.keyFile == ""):
-		return errors.New("--cert and --key go together")
-	case o.upstreamTLS && o.certFile != "":
+	case o.certOptions.check() != nil:
+		return o.certOptions.check()
+	case o.upstreamTLS && o.certOptions.given():
 		return errors.New("--cert and --key are for the TLS listener, not with --upstream-tls")
 	case !o.upstreamTLS && (o.serverName != "" || o.insecure || o.caFile != ""):
 		return errors.New("--server-name, --insecure and --ca go with --upstream-tls")
@@ -150,11 +148,12 @@ func (o *proxyOptions) run(ctx context.Context, onStop func(), logger *slog.Logg
 		}
 		p.config.TLS = cfg
 	} else {
-		cert, err := loadCertificate(o.certFile, o.keyFile, o.listen, "--listen", logger)
+		certs, err := loadCerts(&o.certOptions, o.listen, "--listen", logger)
 		if err != nil {
 			return err
 		}
-		p.config.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		certs.watch(ctx)
+		p.config.TLS = certs.tlsConfig()
 	}
 	kernelErr := kernel.Supported()
 	if kernelErr != nil && (o.tx == ktls.OffloadKernel || o.rx == ktls.OffloadKernel) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"path"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -34,22 +34,25 @@ record layer; on HTTP/1.1 file bodies then go out with sendfile(2).
 Without --cert and --key, a self-signed ECDSA P-256 certificate is made at
 start and its SHA-256 fingerprint logged. Names that lead outside DIR
 (through "..", or through symbolic links pointing outside) are refused with
-403 Forbidden unless --follow-symlinks is given. SIGINT or SIGTERM stops the
-server gracefully; a second signal stops it at once.
+403 Forbidden unless --follow-symlinks is given; so are names that are not
+regular files or directories (FIFOs, sockets, devices), which are never
+opened. Each request is logged (at the info level). SIGHUP re-reads --cert
+and --key. SIGINT or SIGTERM stops the server gracefully; a second signal
+stops it at once.
 
 Flags:
 `
 
 // serveOptions are the settings of ktls serve.
 type serveOptions struct {
-	addr           string
-	certFile       string
-	keyFile        string
-	level          slog.Level
+	addr string
+	certOptions
+	logOptions
 	followSymlinks bool
 	metrics        string
 	tx, rx         ktls.Offload
 	grace          time.Duration
+	writeTimeout   time.Duration
 	version        bool
 	dir            string
 }
@@ -61,14 +64,14 @@ func serveFlags(w io.Writer) (*flag.FlagSet, *serveOptions) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8443", "listen on `HOST:PORT`")
-	fs.StringVar(&o.certFile, "cert", "", "certificate chain `FILE` (PEM); needs --key")
-	fs.StringVar(&o.keyFile, "key", "", "private key `FILE` (PEM); needs --cert")
-	fs.TextVar(&o.level, "log-level", slog.LevelInfo, "log `LEVEL`: debug, info, warn or error; debug logs every connection (tx=MODE rx=MODE) and request")
+	addCertFlags(fs, &o.certOptions, "")
+	addLogFlags(fs, &o.logOptions, "info logs every request, debug every connection too (tx=MODE rx=MODE)")
 	fs.BoolVar(&o.followSymlinks, "follow-symlinks", false, "follow symbolic links even where they lead outside DIR")
 	fs.StringVar(&o.metrics, "metrics", "", "serve counters on `HOST:PORT`: Prometheus text at /metrics, expvar at /debug/vars (plain HTTP)")
 	fs.Func("tx", "where the sending direction's records go, `MODE` auto (the kernel if it can, else user space), kernel (required), user or off (crypto/tls) (default auto)", offloadFlag(&o.tx))
 	fs.Func("rx", "where the receiving direction's records go, `MODE` as for --tx (default auto)", offloadFlag(&o.rx))
 	fs.DurationVar(&o.grace, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, wait this `DURATION` for requests in flight")
+	fs.DurationVar(&o.writeTimeout, "write-timeout", defaultWriteTimeout, "cut off a client that takes no data for `DURATION` (0: never)")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprint(w, serveUsage)
@@ -100,18 +103,23 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stdout, version())
 		return 0
 	}
-	return untilSignal(ctx, stderr, o.level, "ktls serve", o.serve)
+	return untilSignal(ctx, stderr, o.logOptions, "ktls serve", o.serve)
 }
 
-// untilSignal runs a long-running command (serve, proxy) with a text logger
-// on stderr at level, until it returns or SIGINT/SIGTERM cancels its
-// context; it returns the exit status. run gets the context, the function
+// untilSignal runs a long-running command (serve, proxy) with the logger of
+// lo on stderr, SIGHUP kept from ending it, until it returns or
+// SIGINT/SIGTERM cancels its context; it returns the exit status. run gets the context, the function
 // that restores the default signal action (after the first signal a second
 // one ends the process at once) and the logger.
-func untilSignal(ctx context.Context, stderr io.Writer, level slog.Level, name string, run func(context.Context, func(), *slog.Logger, func(net.Addr)) error) int {
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+func untilSignal(ctx context.Context, stderr io.Writer, lo logOptions, name string, run func(context.Context, func(), *slog.Logger, func(net.Addr)) error) int {
+	logger := lo.logger(stderr)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP reloads the certificates (certStore.watch): it must not end
+	// the process, whether or not anything is there to reload.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if err := run(ctx, stop, logger, nil); err != nil {
 		logger.Error(name+" failed", "err", err)
 		return 1
@@ -121,11 +129,24 @@ func untilSignal(ctx context.Context, stderr io.Writer, level slog.Level, name s
 
 // check validates the options and takes DIR from the positional arguments.
 func (o *serveOptions) check(pos []string) error {
+	if err := o.certOptions.check(); err != nil {
+		return err
+	}
 	switch {
 	case len(pos) > 1:
 		return fmt.Errorf("too many arguments: %q (want at most one DIR)", pos)
-	case (o.certFile == "") != (o.keyFile == ""):
-		return errors.New("--cert and --key go together")
+	case o.grace < 0:
+		return errors.New("--shutdown-timeout must not be negative")
+	case o.writeTimeout < 0:
+		return errors.New("--write-timeout must not be negative")
+	}
+	if err := checkAddr("addr", o.addr); err != nil {
+		return err
+	}
+	if o.metrics != "" {
+		if err := checkAddr("metrics", o.metrics); err != nil {
+			return err
+		}
 	}
 	o.dir = "."
 	if len(pos) == 1 {
@@ -149,7 +170,7 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 		} else if !fi.IsDir() {
 			return fmt.Errorf("%s is not a directory", dir)
 		}
-		fsys = http.Dir(dir)
+		fsys = followDir(dir)
 	} else {
 		root, err := os.OpenRoot(dir)
 		if err != nil {
@@ -159,10 +180,11 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 		fsys = ktlshttp.RootFS(root)
 	}
 
-	cert, err := o.certificate(logger)
+	certs, err := loadCerts(&o.certOptions, o.addr, "--addr", logger)
 	if err != nil {
 		return err
 	}
+	certs.watch(ctx)
 
 	kernelErr := kernel.Supported()
 	if kernelErr != nil && (o.tx == ktls.OffloadKernel || o.rx == ktls.OffloadKernel) {
@@ -183,14 +205,17 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 	}
 	srv := &ktlshttp.Server{
 		Server: http.Server{
-			Handler:           logRequests(logger, withETag(fsys, http.FileServer(fsys))),
+			Handler:           accessLog(logger, writeDeadlines(o.writeTimeout, withETag(fsys, http.FileServer(fsys)))),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelInfo),
 			ConnContext:       logConn(logger),
+			// An HTTP/2 connection no byte could be written to for the
+			// write timeout is closed, whatever its streams wait for.
+			HTTP2: &http.HTTP2Config{WriteByteTimeout: o.writeTimeout},
 		},
 		Config: &ktls.Config{
-			TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+			TLS: certs.tlsConfig(),
 			TX:  o.tx,
 			RX:  o.rx,
 		},
@@ -236,31 +261,123 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 	return nil
 }
 
-// certificate loads --cert and --key, or makes a self-signed certificate.
-func (o *serveOptions) certificate(logger *slog.Logger) (tls.Certificate, error) {
-	return loadCertificate(o.certFile, o.keyFile, o.addr, "--addr", logger)
+// followDir is http.Dir (symbolic links followed wherever they lead) that
+// opens only regular files and directories, as ktlshttp.RootFS does: other
+// names (FIFO, socket, device) fail with an error wrapping fs.ErrPermission
+// (403) without being opened.
+type followDir string
+
+func (d followDir) Open(name string) (http.File, error) {
+	if filepath.Separator != '/' && strings.ContainsRune(name, filepath.Separator) {
+		return nil, errors.New("http: invalid character in file path")
+	}
+	full := filepath.Join(string(d), filepath.FromSlash(path.Clean("/"+name)))
+	fi, err := os.Stat(full)
+	if errors.Is(err, syscall.ENOTDIR) { // as http.Dir: a file is not a directory
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	if err == nil {
+		err = servable(name, fi)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// O_NONBLOCK: should the name become a FIFO after Stat, the open does
+	// not wait for a writer; reads of regular files ignore it.
+	f, err := os.OpenFile(full, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err == nil {
+		if fi, err = f.Stat(); err == nil {
+			err = servable(name, fi)
+		}
+		if err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
-// logConn returns a ConnContext hook logging each connection after its
-// handshake, with the mode of both directions.
-func logConn(logger *slog.Logger) func(context.Context, net.Conn) context.Context {
-	return func(ctx context.Context, c net.Conn) context.Context {
-		kc, ok := c.(*ktls.Conn)
-		if !ok || !logger.Enabled(ctx, slog.LevelDebug) {
-			return ctx
-		}
-		tx, rx := kc.Mode()
-		st := kc.ConnectionState()
-		proto := st.NegotiatedProtocol
-		if proto == "" {
-			proto = "http/1.1"
-		}
-		logger.Debug("connection", "remote", c.RemoteAddr().String(), "proto", proto,
-			"tls", tls.VersionName(st.Version), "suite", tls.CipherSuiteName(st.CipherSuite),
-			"tx", tx.String(), "rx", rx.String())
-		return ctx
+// servable returns nil if fi, of name, is a regular file or a directory,
+// else an error wrapping fs.ErrPermission.
+func servable(name string, fi fs.FileInfo) error {
+	if fi.Mode().IsRegular() || fi.IsDir() {
+		return nil
+	}
+	return &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("not a regular file or directory: %w", fs.ErrPermission)}
+}
+
+// defaultWriteTimeout is the default of --write-timeout, as nginx's
+// send_timeout.
+const defaultWriteTimeout = 60 * time.Second
+
+// writeChunk is how much of a file body one write deadline covers: with
+// the default timeout a client is cut off below about 4 KiB/s.
+const writeChunk = 256 << 10
+
+// writeDeadlines gives every write of a response d to complete (none if d
+// is 0): a client that stops reading is cut off between 7/8 d and d after
+// the last write it took (the deadline is moved at most every d/8, since
+// on HTTP/2 each move is a message to the connection's goroutine), with its
+// connection (HTTP/1.1) or its stream (HTTP/2: a stream stuck at a zero
+// flow-control window is reset). File bodies that go to the connection's
+// ReadFrom (sendfile) get a new deadline every writeChunk bytes.
+func writeDeadlines(d time.Duration, h http.Handler) http.Handler {
+	if d == 0 {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: d}
+		dw.renew()
+		h.ServeHTTP(dw, r)
+		dw.last = time.Time{}
+		dw.renew() // for the writes net/http makes after the handler
+	})
+}
+
+// deadlineWriter renews the write deadline before each write.
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc   *http.ResponseController
+	d    time.Duration
+	last time.Time // of the last move of the deadline
+}
+
+// renew moves the deadline to d from now, unless it moved less than d/8
+// ago.
+func (w *deadlineWriter) renew() {
+	if now := time.Now(); now.Sub(w.last) >= w.d/8 {
+		w.rc.SetWriteDeadline(now.Add(w.d))
+		w.last = now
 	}
 }
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	w.renew()
+	return w.ResponseWriter.Write(p)
+}
+
+// ReadFrom passes r on to the wrapped writer's ReadFrom (sendfile) in
+// steps of writeChunk bytes, each with its own deadline.
+func (w *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
+	rf, ok := w.ResponseWriter.(io.ReaderFrom)
+	if !ok {
+		return io.Copy(struct{ io.Writer }{w}, r)
+	}
+	var total int64
+	for {
+		w.renew()
+		n, err := rf.ReadFrom(&io.LimitedReader{R: r, N: writeChunk})
+		total += n
+		if err != nil || n < writeChunk {
+			return total, err
+		}
+	}
+}
+
+// Unwrap gives http.ResponseController the wrapped writer.
+func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // withETag sets an ETag from size and modification time on responses for
 // regular files (or a directory's index.html), so that If-None-Match and
@@ -289,52 +406,3 @@ func stat(fsys http.FileSystem, name string) (fs.FileInfo, error) {
 	defer f.Close()
 	return f.Stat()
 }
-
-// logRequests logs each request at debug level.
-func logRequests(logger *slog.Logger, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !logger.Enabled(r.Context(), slog.LevelDebug) {
-			h.ServeHTTP(w, r)
-			return
-		}
-		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		h.ServeHTTP(sw, r)
-		logger.Debug("request", "remote", r.RemoteAddr, "proto", r.Proto, "method", r.Method,
-			"path", r.URL.Path, "status", sw.status, "bytes", sw.n, "duration", time.Since(start))
-	})
-}
-
-// statusWriter records the status and size of a response. Its ReadFrom
-// passes file bodies on to the connection's ReadFrom (sendfile).
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	n      int64
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	w.status = code
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(p []byte) (int, error) {
-	n, err := w.ResponseWriter.Write(p)
-	w.n += int64(n)
-	return n, err
-}
-
-func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
-	var n int64
-	var err error
-	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
-		n, err = rf.ReadFrom(r)
-	} else {
-		n, err = io.Copy(struct{ io.Writer }{w.ResponseWriter}, r)
-	}
-	w.n += n
-	return n, err
-}
-
-// Unwrap gives http.ResponseController the wrapped writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

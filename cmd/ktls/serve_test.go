@@ -50,15 +50,45 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"serve", "--bogus"}, 2, "", "flag provided but not defined: -bogus"},
 		{[]string{"serve", "--tx", "sometimes"}, 2, "", "want auto, kernel, user or off"},
 		{[]string{"serve", "--log-level", "loud"}, 2, "", `invalid value "loud" for flag -log-level`},
+		{[]string{"serve", "--log-format", "xml"}, 2, "", `invalid value "xml" for flag -log-format: want text or json`},
+		{[]string{"proxy", "--log-format", "xml"}, 2, "", `invalid value "xml" for flag -log-format: want text or json`},
 		{[]string{"serve", "a", "b"}, 2, "", "too many arguments"},
 		{[]string{"serve", "--cert", "c.pem"}, 2, "", "--cert and --key go together"},
+		{[]string{"serve", "--cert", "a.pem", "--key", "a.key", "--cert", "b.pem"}, 2, "", "--cert and --key go together"},
 		{[]string{"serve", "a", "--addr"}, 2, "", "flag needs an argument"},
+		{[]string{"serve", "--addr", "127.0.0.1"}, 2, "", `--addr "127.0.0.1": missing port in address; want HOST:PORT`},
+		{[]string{"serve", "--addr", ":99999"}, 2, "", `--addr ":99999": port 99999 out of range`},
+		{[]string{"serve", "--addr", "127.0.0.1:-1"}, 2, "", `port -1 out of range`},
+		{[]string{"serve", "--addr", "127.0.0.1:nosuchservice"}, 2, "", `unknown port "nosuchservice"`},
+		{[]string{"serve", "--addr", "bad host:8443"}, 2, "", `bad host "bad host"`},
+		{[]string{"serve", "--metrics", "9090"}, 2, "", `--metrics "9090": missing port in address`},
+		{[]string{"serve", "--shutdown-timeout", "-1s"}, 2, "", "--shutdown-timeout must not be negative"},
+		{[]string{"serve", "--write-timeout", "-1s"}, 2, "", "--write-timeout must not be negative"},
+		{[]string{"version", "extra"}, 2, "", `unexpected argument "extra"`},
+		{[]string{"help", "serve", "extra"}, 2, "", `unexpected argument "extra"`},
+		{[]string{"get", "127.0.0.1:8443/x"}, 2, "", `"127.0.0.1:8443/x" has no scheme: type https://127.0.0.1:8443/x`},
+		{[]string{"get", "example.com"}, 2, "", `"example.com" has no scheme: type https://example.com`},
+		{[]string{"get", "http://example.com/"}, 2, "", `want an https://HOST[:PORT]/PATH URL`},
+		{[]string{"stat", "--url", "127.0.0.1:9090"}, 2, "", `"127.0.0.1:9090" has no scheme: type http://127.0.0.1:9090`},
 	} {
 		var stdout, stderr bytes.Buffer
 		status := run(context.Background(), tc.args, &stdout, &stderr)
 		if status != tc.status || !strings.Contains(stdout.String(), tc.out) || !strings.Contains(stderr.String(), tc.err) {
 			t.Errorf("ktls %q: status %d, stdout %q, stderr %q; want %d, %q, %q",
 				tc.args, status, stdout.String(), stderr.String(), tc.status, tc.out, tc.err)
+		}
+	}
+}
+
+func TestCheckAddr(t *testing.T) {
+	for _, addr := range []string{":8443", "127.0.0.1:0", "[::1]:8443", "[fe80::1%eth0]:443", "localhost:https", "example.com.:65535", "my_host-1.example:80", ":"} {
+		if err := checkAddr("addr", addr); err != nil {
+			t.Errorf("%q: %v", addr, err)
+		}
+	}
+	for _, addr := range []string{"", "8443", "::1:8443", "127.0.0.1:65536", "a..b:80", "-x:99999", "h:8443x"} {
+		if err := checkAddr("addr", addr); err == nil {
+			t.Errorf("%q accepted", addr)
 		}
 	}
 }
@@ -308,8 +338,8 @@ func TestServe(t *testing.T) {
 		}
 		t.Logf("%s: tx=%s rx=%s", proto, m[1], m[2])
 	}
-	if !strings.Contains(logs, `msg=request remote=`) || !strings.Contains(logs, "path=/big.bin status=206") {
-		t.Error("no request lines in the debug log")
+	if !strings.Contains(logs, `level=INFO msg=request remote=`) || !strings.Contains(logs, "path=/big.bin status=206") {
+		t.Error("no request lines in the log")
 	}
 }
 
@@ -322,9 +352,11 @@ func TestServeFollowSymlinks(t *testing.T) {
 	if resp.StatusCode != 200 || body != "SECRET\n" {
 		t.Errorf("--follow-symlinks: %s %q", resp.Status, body)
 	}
-	resp, _ = get(t, c, "https://"+ts.addr+"/nothere")
-	if resp.StatusCode != 404 {
-		t.Errorf("/nothere: %s", resp.Status)
+	for _, p := range []string{"/nothere", "/hello.txt/x"} {
+		resp, _ = get(t, c, "https://"+ts.addr+p)
+		if resp.StatusCode != 404 {
+			t.Errorf("%s: %s", p, resp.Status)
+		}
 	}
 }
 
@@ -337,7 +369,7 @@ func TestServeCertFiles(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	writePEM(t, certFile, keyFile, cert)
-	ts := startServe(t, &serveOptions{dir: www, certFile: certFile, keyFile: keyFile})
+	ts := startServe(t, &serveOptions{dir: www, certOptions: certOptions{[]string{certFile}, []string{keyFile}}})
 	if got, want := ts.logged("certificate", "sha256"), fingerprint(cert.Leaf); got != want {
 		t.Errorf("logged fingerprint %q, want %q", got, want)
 	}
@@ -418,7 +450,13 @@ func TestServeCurl(t *testing.T) {
 			t.Errorf("curl %s: %q, want %q", proto, out, want)
 		}
 	}
-	out, err := exec.Command(curl, "-sS", "-k", "--pinnedpubkey", "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+	// Plain HTTP to the TLS port: a 400 and a clean close, not curl's exit
+	// 56 (connection reset).
+	out, err := exec.Command(curl, "-sS", "-o", "/dev/null", "-w", "%{http_code}", "http://"+ts.addr+"/hello.txt").CombinedOutput()
+	if err != nil || string(out) != "400" {
+		t.Errorf("curl http://: %v: %s", err, out)
+	}
+	out, err = exec.Command(curl, "-sS", "-k", "--pinnedpubkey", "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
 		"https://"+ts.addr+"/hello.txt").CombinedOutput()
 	if err == nil {
 		t.Errorf("curl with a wrong pin succeeded: %s", out)
@@ -460,5 +498,78 @@ func writePEM(t *testing.T, certFile, keyFile string, cert tls.Certificate) {
 	}
 	if err := os.WriteFile(keyFile, k, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestServeWriteTimeout: a client that stops reading a large file is cut
+// off once nothing could be written to it for --write-timeout, over
+// HTTP/1.1 (the sendfile path) and HTTP/2 (a stream stuck at a zero
+// window), and the server's connection and file are let go.
+func TestServeWriteTimeout(t *testing.T) {
+	testWriteTimeout(t, serveOptions{})
+}
+
+// testWriteTimeout is TestServeWriteTimeout with the options o.
+func testWriteTimeout(t *testing.T, o serveOptions) {
+	www, big := tree(t, 32<<20) // more than the socket buffers and HTTP/2 windows hold
+	o.dir, o.writeTimeout = www, time.Second
+	for _, h2 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("h2=%v", h2), func(t *testing.T) {
+			o := o
+			ts := startServe(t, &o)
+			c := ts.client(h2)
+			defer c.CloseIdleConnections()
+			resp, err := c.Get("https://" + ts.addr + "/big.bin")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			// Stop reading until the server gives up: its access-log line
+			// comes when the handler returns.
+			for deadline := time.Now().Add(time.Minute); !strings.Contains(ts.logs.String(), "path=/big.bin"); time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the server still writes to a client that stopped reading")
+				}
+			}
+			n, err := io.Copy(io.Discard, resp.Body)
+			if err == nil || n >= int64(len(big)) {
+				t.Errorf("read %d of %d bytes, %v; want the download cut off", n, len(big), err)
+			}
+			t.Logf("cut off after %d bytes: %v", n, err)
+			// The server goes on serving.
+			c2 := ts.client(h2)
+			defer c2.CloseIdleConnections()
+			if resp, body := get(t, c2, "https://"+ts.addr+"/hello.txt"); resp.StatusCode != 200 || body != "hello\n" {
+				t.Errorf("after the cut: %s %q", resp.Status, body)
+			}
+		})
+	}
+}
+
+// TestServeWriteDeadlineIdle: on a keep-alive connection idle for longer
+// than --write-timeout, net/http's own answer to a bad request (400) still
+// gets out: the write deadline of the last response does not linger
+// (net/http lifts it after each response).
+func TestServeWriteDeadlineIdle(t *testing.T) {
+	www, _ := tree(t, 10)
+	ts := startServe(t, &serveOptions{dir: www, writeTimeout: 100 * time.Millisecond})
+	c, err := tls.Dial("tcp", ts.addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	io.WriteString(c, "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	time.Sleep(300 * time.Millisecond) // past the deadline of that response
+	io.WriteString(c, "GET /hello.txt HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(time.Minute)) // a guard against a hang
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 400 {
+		t.Errorf("bad request after an idle time: %v, %v; want 400", resp, err)
 	}
 }

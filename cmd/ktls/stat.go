@@ -91,6 +91,9 @@ func kernelStats() ([]string, error) {
 
 // metricsURL checks an http(s) URL and adds /metrics to one without a path.
 func metricsURL(s string) (*url.URL, error) {
+	if err := schemeMissing(s, "http"); err != nil {
+		return nil, fmt.Errorf("--url %w", err)
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return nil, fmt.Errorf("--url: %w", err)
