@@ -32,7 +32,7 @@ func main() {
 	shim := flag.String("shim", "", "the shim binary (internal/bogo/shim)")
 	resources := flag.String("resources", "", "the runner's directory (its certificates and keys)")
 	config := flag.String("config", "", "the shim config (internal/bogo/config.json)")
-	engine := flag.String("engine", "user", "the shim's engine: user, kernel, or off (crypto/tls only)")
+	engine := flag.String("engine", "user", "the shim's engine: user, kernel, off (crypto/tls only), or go (crypto/tls's own shim, for the label)")
 	filter := flag.String("test", "", "semicolon-separated patterns of tests to run (the runner's -test)")
 	workers := flag.Int("workers", 2, "tests run at once")
 	out := flag.String("json", "", "keep the runner's JSON results in this file")
@@ -45,6 +45,8 @@ func main() {
 	switch *engine {
 	case "off":
 		label = "crypto/tls"
+	case "go":
+		label = "crypto/tls-shim"
 	case "kernel":
 		var u unix.Utsname
 		if err := unix.Uname(&u); err != nil {
