@@ -107,7 +107,7 @@ go)
 	go test -c -o "$cache/crypto-tls.test" crypto/tls || die "go test -c crypto/tls"
 	go build -o "$cache/goshim" ./internal/bogo/goshim || die "building goshim"
 	go run ./internal/bogo/run -runner "$cache/runner.test" -shim "$cache/goshim" -resources "$cache/res" \
-		-config "$(go env GOROOT)/src/crypto/tls/bogo_config.json" -engine go
+		-config "$(go env GOROOT)/src/crypto/tls/bogo_config.json" -only-disabled -engine go
 	;;
 *)
 	die "usage: scripts/bogo.sh [host|lab [KERNEL]|off|go|corrupt]"

@@ -36,6 +36,7 @@ func main() {
 	filter := flag.String("test", "", "semicolon-separated patterns of tests to run (the runner's -test)")
 	workers := flag.Int("workers", 2, "tests run at once")
 	out := flag.String("json", "", "keep the runner's JSON results in this file")
+	onlyDisabled := flag.Bool("only-disabled", false, "pass on only the config's DisabledTests (for Go's newer config format)")
 	flag.Parse()
 	if *runner == "" || *shim == "" || *resources == "" || *config == "" || flag.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "usage: run -runner BIN -shim BIN -resources DIR -config FILE [-engine user|kernel|off] [-test PATTERNS]")
@@ -55,14 +56,17 @@ func main() {
 		label = "kernel " + unix.ByteSliceToString(u.Release[:])
 	}
 
+	dir, err := os.MkdirTemp("", "bogo")
+	if err != nil {
+		fatal(err)
+	}
+	defer os.RemoveAll(dir)
 	results := *out
 	if results == "" {
-		dir, err := os.MkdirTemp("", "bogo")
-		if err != nil {
-			fatal(err)
-		}
-		defer os.RemoveAll(dir)
 		results = filepath.Join(dir, "results.json")
+	}
+	if *onlyDisabled {
+		*config = disabledOnly(*config, dir)
 	}
 	args := []string{
 		"-test.run=^TestAll$",
@@ -141,6 +145,27 @@ func main() {
 	if len(failed) > 0 || passed == 0 {
 		os.Exit(1)
 	}
+}
+
+// disabledOnly writes the DisabledTests of config to a file in dir and
+// returns its name.
+func disabledOnly(config, dir string) string {
+	b, err := os.ReadFile(config)
+	if err != nil {
+		fatal(err)
+	}
+	var c struct{ DisabledTests map[string]string }
+	if err := json.Unmarshal(b, &c); err != nil {
+		fatal(fmt.Errorf("%s: %v", config, err))
+	}
+	if b, err = json.Marshal(c); err != nil {
+		fatal(err)
+	}
+	name := filepath.Join(dir, "config.json")
+	if err := os.WriteFile(name, b, 0o644); err != nil {
+		fatal(err)
+	}
+	return name
 }
 
 func fatal(err error) {
