@@ -365,7 +365,7 @@ func checkEngine(c *ktls.Conn, tcp *net.TCPConn, engine string) error {
 		return nil
 	}
 	if !okMode(tx) || !okMode(rx) {
-		return fmt.Errorf("engine: want %s for %s, got tx %v rx %v", want, tls.CipherSuiteName(cs.CipherSuite), tx, rx)
+		return fmt.Errorf("engine: want %s for %s, got tx %v rx %v (fallbacks %+v)", want, tls.CipherSuiteName(cs.CipherSuite), tx, rx, ktls.Stats().Fallbacks)
 	}
 	return nil
 }
@@ -495,7 +495,7 @@ func shutdown(c *ktls.Conn, cleanEOF bool) error {
 	n, err := c.Read(buf)
 	switch {
 	case n > 0:
-		return errors.New(":APPLICATION_DATA_ON_SHUTDOWN:")
+		return errors.New("APPLICATION_DATA_ON_SHUTDOWN: application data after our close_notify")
 	case err == io.EOF:
 		return nil
 	case err == nil:
