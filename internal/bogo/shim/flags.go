@@ -80,6 +80,7 @@ var (
 	useExportContext = flags.Bool("use-export-context", false, "")
 	tlsUnique        = flags.Bool("tls-unique", false, "")
 	noOpExtraHS      = flags.Bool("no-op-extra-handshake", false, "")
+	implicitHS       = flags.Bool("implicit-handshake", false, "let the first Read or Write run the handshake")
 	forbidReneg      = flags.Bool("forbid-renegotiation-after-handshake", false, "renegotiation is always refused")
 	expectRenegs     = flags.Int("expect-total-renegotiations", 0, "")
 

@@ -265,27 +265,36 @@ func connect(i int, kcfg *ktls.Config, engine string) error {
 	} else {
 		c = ktls.Client(nc, kcfg)
 	}
-	if err := c.Handshake(); err != nil {
-		orderlyShutdown(tcp)
-		return handshakeError(err)
-	}
-	if *noOpExtraHS {
-		if err := c.Handshake(); err != nil {
+	checks := func() error {
+		if err := checkState(i, c.ConnectionState()); err != nil {
 			return err
 		}
+		return checkEngine(c, tcp, engine)
 	}
-	if err := checkState(i, c.ConnectionState()); err != nil {
-		return err
-	}
-	if err := checkEngine(c, tcp, engine); err != nil {
-		return err
-	}
-	if corrupt != nil {
-		corrupt.armed.Store(true)
+	if !*implicitHS {
+		if err := c.Handshake(); err != nil {
+			orderlyShutdown(tcp)
+			return handshakeError(err)
+		}
+		if *noOpExtraHS {
+			if err := c.Handshake(); err != nil {
+				return err
+			}
+		}
+		if err := checks(); err != nil {
+			return err
+		}
+		if corrupt != nil {
+			corrupt.armed.Store(true)
+		}
 	}
 	if err := exchange(c); err != nil {
 		orderlyShutdown(tcp)
 		return err
+	}
+	if *implicitHS {
+		// The first Read or Write ran the handshake; check it now.
+		return checks()
 	}
 	return nil
 }
