@@ -6,8 +6,9 @@
 #
 # It installs what it needs when missing (qemu-system-x86, kmod; staticcheck via the
 # Go module proxy), checks formatting, vet, staticcheck and the FreeBSD/macOS builds,
-# runs `go test -race` on the host, then `ktlslab test` on the 6.1, 6.12 and 7.x
-# kernels. Tests that need kernel TLS are named TestKernel*; on a host without kTLS
+# runs `go test -race` and BoringSSL's test runner (scripts/bogo.sh) on the host, then
+# `ktlslab test`, the end-to-end checks and the runner's record-layer tests on the 6.1, 6.12
+# and 7.x kernels. Tests that need kernel TLS are named TestKernel*; on a host without kTLS
 # they are left to the lab explicitly (-skip), and in the lab a skip is a failure.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -28,8 +29,9 @@ if [ "$lab" = 1 ]; then
 	command -v depmod >/dev/null || need+=(kmod)
 	command -v dpkg-deb >/dev/null || need+=(dpkg)
 	command -v curl >/dev/null || need+=(curl)
-	command -v openssl >/dev/null || need+=(openssl)
 fi
+command -v openssl >/dev/null || need+=(openssl)  # also scripts/bogo.sh
+command -v xz >/dev/null || need+=(xz-utils)      # scripts/bogo.sh
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
 		echo "missing: ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2
@@ -78,6 +80,15 @@ hs=$(grep -cE '^ *--- SKIP' "$hostlog")
 echo "host: $hp passed, $hf failed, $hs skipped"
 rm -f "$hostlog"
 
+step "BoGo on the host (scripts/bogo.sh host: BoringSSL's runner, user-space engine)"
+bogolog=$(mktemp)
+scripts/bogo.sh host 2>&1 | tee "$bogolog"
+[ "${PIPESTATUS[0]}" -eq 0 ] || failed "bogo host"
+read -r bp bf bs < <(awk '/^bogo [^:]+: [0-9]+ passed/ {p+=$(NF-5); f+=$(NF-3); s+=$(NF-1)} END {print p+0, f+0, s+0}' "$bogolog")
+[ "$bp" -gt 0 ] || failed "bogo host: no tests counted"
+hp=$((hp + bp)) hf=$((hf + bf)) hs=$((hs + bs))
+rm -f "$bogolog"
+
 if [ "$lab" = 1 ]; then
 	step "kernel lab (all kernels)"
 	go run ./internal/cmd/ktlslab kernels || failed "ktlslab kernels"
@@ -98,6 +109,16 @@ if [ "$lab" = 1 ]; then
 	[ "$ep" -gt 0 ] || failed "e2e: no checks counted"
 	hp=$((hp + ep)) hf=$((hf + ef))
 	rm -f "$e2elog"
+
+	step "BoGo in the lab (scripts/bogo.sh lab: record-layer tests, kernel engine, every kernel)"
+	bogolog=$(mktemp)
+	scripts/bogo.sh lab 2>&1 | tee "$bogolog"
+	[ "${PIPESTATUS[0]}" -eq 0 ] || failed "bogo lab"
+	nk=$(grep -cE '^bogo kernel [^:]+: [0-9]+ passed' "$bogolog")
+	[ "$nk" -ge 3 ] || failed "bogo lab: $nk kernels reported, want 3"
+	read -r bp bf bs < <(awk '/^bogo kernel [^:]+: [0-9]+ passed/ {p+=$(NF-5); f+=$(NF-3); s+=$(NF-1)} END {print p+0, f+0, s+0}' "$bogolog")
+	hp=$((hp + bp)) hf=$((hf + bf)) hs=$((hs + bs))
+	rm -f "$bogolog"
 fi
 
 step "done"
