@@ -63,11 +63,11 @@ func (a Alert) String() string {
 //	wrong legacy version              EINVAL    protocol_version
 //	unknown or unexpected outer type  EINVAL    unexpected_message
 //	length above the protocol limit   EMSGSIZE  record_overflow
-//	length below the AEAD's overhead  EMSGSIZE  decode_error
+//	length below the AEAD's minimum   EBADMSG   bad_record_mac
 //	stream ended inside a record      EMSGSIZE  decode_error (Err is ErrTruncated)
 //	authentication failed             EBADMSG   bad_record_mac
 //	TLS 1.3 inner type unknown/CCS    EBADMSG   unexpected_message
-//	TLS 1.3 plaintext all zeros       EBADMSG   unexpected_message
+//	TLS 1.3 plaintext empty or zeros  EBADMSG   unexpected_message
 //	sequence number exhausted         EBADMSG   internal_error (Err is ErrSeqOverflow)
 //
 // errors.Is(err, syscall.EBADMSG) and the like work on an Error.
