@@ -14,17 +14,6 @@ import (
 	"github.com/ktls-go/ktls/record"
 )
 
-// FreeBSD ktls(4) constants (sys/netinet/tcp.h, sys/sys/ktls.h); x/sys/unix
-// does not have them.
-const (
-	tcpTXTLSEnable   = 39 // TCP_TXTLS_ENABLE
-	tcpTXTLSMode     = 40 // TCP_TXTLS_MODE
-	tcpRXTLSEnable   = 41 // TCP_RXTLS_ENABLE
-	tcpRXTLSMode     = 42 // TCP_RXTLS_MODE
-	tlsSetRecordType = 1  // TLS_SET_RECORD_TYPE (cmsg at IPPROTO_TCP)
-	tlsGetRecord     = 2  // TLS_GET_RECORD (cmsg at IPPROTO_TCP)
-)
-
 // statSysctls are the kern.ipc.tls counters and settings Stats reports
 // (sys/kern/uipc_ktls.c). Names missing on a kernel are left out.
 var statSysctls = []string{
@@ -107,11 +96,11 @@ func Attach(c syscall.RawConn) error { return nil }
 // ENOTSUP (kern.ipc.tls.enable=0), ENXIO (TX with kern.ipc.mb_use_ext_pgs=0),
 // EOPNOTSUPP (no crypto backend).
 func Enable(c syscall.RawConn, d Direction, s *record.Session) error {
-	opt, name := tcpTXTLSEnable, "setsockopt TCP_TXTLS_ENABLE"
+	opt, name := freebsdTCPTXTLSEnable, "setsockopt TCP_TXTLS_ENABLE"
 	switch d {
 	case TX:
 	case RX:
-		opt, name = tcpRXTLSEnable, "setsockopt TCP_RXTLS_ENABLE"
+		opt, name = freebsdTCPRXTLSEnable, "setsockopt TCP_RXTLS_ENABLE"
 	default:
 		return fmt.Errorf("kernel: bad direction %v", d)
 	}
@@ -168,7 +157,7 @@ func SetTXMode(c syscall.RawConn, conf Conf) error {
 		return fmt.Errorf("kernel: TX mode %v: %w", conf, syscall.EINVAL)
 	}
 	return control(c, func(fd int) error {
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, tcpTXTLSMode, mode); err != nil {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, freebsdTCPTXTLSMode, mode); err != nil {
 			return os.NewSyscallError("setsockopt TCP_TXTLS_MODE", err)
 		}
 		return nil
@@ -188,16 +177,25 @@ func bytesPtr(b []byte) uint64 {
 // IPPROTO_TCP TLS_SET_RECORD_TYPE control message). It returns once all of p
 // is queued. An empty p asks for a zero-length record.
 func SendRecord(c syscall.RawConn, typ record.ContentType, p []byte) (int, error) {
-	return sendRecord(c, p, cmsg(unix.IPPROTO_TCP, tlsSetRecordType, []byte{byte(typ)}), unix.MSG_NOSIGNAL)
+	return sendRecord(c, p, cmsg(unix.IPPROTO_TCP, freebsdTLSSetRecordType, []byte{byte(typ)}), unix.MSG_NOSIGNAL)
 }
 
-// RecvRecord reads the payload of the next record, or the next part of it,
-// into p (recvmsg with room for a TLS_GET_RECORD control message holding
-// struct tls_get_record). Data without the control message is application
-// data. n == 0 with a control type is a zero-length record; n == 0 and
-// typ == 0 is the end of the stream. p must not be empty.
+// DataReadSafe reports whether read(2) on a socket with receive offload
+// returns application data only. It does not on FreeBSD: soreceive drops the
+// TLS_GET_RECORD control message and returns the payload of every record,
+// alert and handshake records included, as data. Every record must be read
+// with RecvRecord.
+const DataReadSafe = false
+
+// RecvRecord reads the next record's payload into p, which must hold
+// record.MaxPlaintext bytes (recvmsg with room for a TLS_GET_RECORD control
+// message holding struct tls_get_record): ktls(4) returns one whole record
+// per call, its type only with it. n == 0 with a type is a zero-length
+// record; n == 0 and typ == 0 is the end of the stream. A record without the
+// control message, or that did not fit (no MSG_EOR), is refused as OpenSSL's
+// FreeBSD ktls_read_record refuses it: EBADMSG or EMSGSIZE.
 func RecvRecord(c syscall.RawConn, p []byte) (typ record.ContentType, n int, err error) {
-	if len(p) == 0 {
+	if len(p) < record.MaxPlaintext {
 		return 0, 0, os.NewSyscallError("recvmsg", unix.EINVAL)
 	}
 	oob := make([]byte, unix.CmsgSpace(freebsdTLSGetRecordLen)+16)
@@ -205,24 +203,11 @@ func RecvRecord(c syscall.RawConn, p []byte) (typ record.ContentType, n int, err
 	if err != nil {
 		return 0, 0, err
 	}
-	if flags&unix.MSG_CTRUNC != 0 {
-		return 0, 0, os.NewSyscallError("recvmsg", unix.EIO)
+	t, eof, err := freebsdRecord(n, oob[:oobn], flags, int(unsafe.Sizeof(uintptr(0))))
+	if err != nil || eof {
+		return 0, 0, err
 	}
-	data, ok, err := findCmsg(oob[:oobn], unix.IPPROTO_TCP, tlsGetRecord)
-	if err != nil {
-		return 0, 0, fmt.Errorf("kernel: recvmsg control message: %w", err)
-	}
-	if ok {
-		r, err := parseTLSGetRecord(data)
-		if err != nil {
-			return 0, 0, err
-		}
-		return record.ContentType(r.Type), n, nil
-	}
-	if n == 0 {
-		return 0, 0, nil
-	}
-	return record.TypeApplicationData, n, nil
+	return record.ContentType(t), n, nil
 }
 
 // SocketInfo reports the ktls(4) mode of each direction (getsockopt
@@ -231,11 +216,11 @@ func RecvRecord(c syscall.RawConn, p []byte) (typ record.ContentType, n int, err
 func SocketInfo(c syscall.RawConn) (Info, error) {
 	var info Info
 	err := control(c, func(fd int) error {
-		tx, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, tcpTXTLSMode)
+		tx, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, freebsdTCPTXTLSMode)
 		if err != nil {
 			return os.NewSyscallError("getsockopt TCP_TXTLS_MODE", err)
 		}
-		rx, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, tcpRXTLSMode)
+		rx, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, freebsdTCPRXTLSMode)
 		if err != nil {
 			return os.NewSyscallError("getsockopt TCP_RXTLS_MODE", err)
 		}

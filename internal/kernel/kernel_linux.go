@@ -130,6 +130,12 @@ func SendRecord(c syscall.RawConn, typ record.ContentType, p []byte) (int, error
 	return sendRecord(c, p, cmsg(unix.SOL_TLS, tlsSetRecordType, []byte{byte(typ)}), unix.MSG_NOSIGNAL)
 }
 
+// DataReadSafe reports whether read(2) on a socket with receive offload
+// returns application data only. It does on Linux: read(2) and splice(2)
+// fail (EIO, EINVAL) at a record of another type, which is then read with
+// RecvRecord.
+const DataReadSafe = true
+
 // RecvRecord reads the payload of the next record, or the next part of it,
 // into p (recvmsg with room for a TLS_GET_RECORD_TYPE control message). One
 // call never returns data of two record types. A record without the control

@@ -1,0 +1,149 @@
+package kernel
+
+import (
+	"encoding/binary"
+	"fmt"
+	"syscall"
+)
+
+// FreeBSD ktls(4) layouts and constants as plain Go, compiled and tested on
+// every OS (sys/sys/ktls.h, sys/netinet/tcp.h, sys/sys/socket.h); only the
+// system calls are in kernel_freebsd.go.
+
+// FreeBSD constants of sys/netinet/tcp.h, sys/sys/ktls.h and sys/sys/socket.h;
+// x/sys/unix does not have the ktls(4) ones.
+const (
+	freebsdTCPTXTLSEnable   = 39   // TCP_TXTLS_ENABLE
+	freebsdTCPTXTLSMode     = 40   // TCP_TXTLS_MODE
+	freebsdTCPRXTLSEnable   = 41   // TCP_RXTLS_ENABLE
+	freebsdTCPRXTLSMode     = 42   // TCP_RXTLS_MODE
+	freebsdTLSSetRecordType = 1    // TLS_SET_RECORD_TYPE (cmsg at IPPROTO_TCP)
+	freebsdTLSGetRecord     = 2    // TLS_GET_RECORD (cmsg at IPPROTO_TCP)
+	freebsdIPProtoTCP       = 6    // IPPROTO_TCP
+	freebsdMsgEOR           = 0x8  // MSG_EOR
+	freebsdMsgCtrunc        = 0x20 // MSG_CTRUNC
+)
+
+// freebsdTLSGetRecordLen is sizeof(struct tls_get_record) (sys/sys/ktls.h):
+// uint8_t tls_type, tls_vmajor, tls_vminor; (1 byte padding) uint16_t
+// tls_length, in network byte order.
+const freebsdTLSGetRecordLen = 6
+
+// getRecord is FreeBSD's struct tls_get_record, the TLS_GET_RECORD
+// control message of recvmsg on a socket with receive offload.
+type getRecord struct {
+	Type    uint8
+	Version uint16 // tls_vmajor<<8 | tls_vminor
+	Length  uint16 // plaintext length of the record
+}
+
+// parseTLSGetRecord decodes struct tls_get_record.
+func parseTLSGetRecord(b []byte) (getRecord, error) {
+	if len(b) < freebsdTLSGetRecordLen {
+		return getRecord{}, fmt.Errorf("kernel: tls_get_record: %d bytes, want %d", len(b), freebsdTLSGetRecordLen)
+	}
+	return getRecord{
+		Type:    b[0],
+		Version: uint16(b[1])<<8 | uint16(b[2]),
+		Length:  binary.BigEndian.Uint16(b[4:]),
+	}, nil
+}
+
+// freebsdCmsgHdrLen is sizeof(struct cmsghdr) on FreeBSD: socklen_t
+// cmsg_len, int cmsg_level, int cmsg_type, on every architecture.
+const freebsdCmsgHdrLen = 12
+
+// freebsdCmsgAlign is _ALIGN (sys/sys/socket.h, machine/_align.h) for a
+// FreeBSD architecture whose pointers have ptrSize bytes: _ALIGNBYTES is
+// sizeof(register_t)-1 on amd64, arm64, i386 and powerpc, and
+// sizeof(int)-1 on 32-bit arm, so alignment follows the pointer size.
+func freebsdCmsgAlign(n, ptrSize int) int { return (n + ptrSize - 1) &^ (ptrSize - 1) }
+
+// freebsdCmsgLen is CMSG_LEN(n) on FreeBSD.
+func freebsdCmsgLen(n, ptrSize int) int {
+	return freebsdCmsgAlign(freebsdCmsgHdrLen, ptrSize) + n
+}
+
+// freebsdRecord checks the result of one recvmsg on a FreeBSD socket with
+// receive offload, as OpenSSL's FreeBSD ktls_read_record does, and returns
+// the record's content type: n bytes of payload were read, oob holds the
+// control messages, flags is msg_flags, and ptrSize the pointer size of the
+// architecture (for the control message layout).
+//
+// ktls(4) queues each decrypted record as a TLS_GET_RECORD control message
+// (struct tls_get_record) followed by its payload, the last mbuf marked
+// M_EOR. A recvmsg with room for a whole record returns both and sets
+// MSG_EOR; a zero-length record has no payload mbuf and so no MSG_EOR. So:
+//
+//   - n == 0 without a control message is the end of the stream (eof);
+//   - otherwise the first control message must be TLS_GET_RECORD of
+//     exactly CMSG_LEN(sizeof(struct tls_get_record)) bytes, else EBADMSG
+//     (payload returned without its record type, as read(2) returns it);
+//   - MSG_CTRUNC, or a payload without MSG_EOR (the record did not fit),
+//     gives EMSGSIZE;
+//   - the payload must have the length tls_get_record says, and the type
+//     must not be 0 (Linux refuses a record of type 0 with EBADMSG too),
+//     else EBADMSG.
+func freebsdRecord(n int, oob []byte, flags, ptrSize int) (typ uint8, eof bool, err error) {
+	if flags&freebsdMsgCtrunc != 0 {
+		return 0, false, fmt.Errorf("kernel: recvmsg: control message truncated (MSG_CTRUNC): %w", syscall.EMSGSIZE)
+	}
+	if n == 0 && len(oob) == 0 {
+		return 0, true, nil
+	}
+	hdr := freebsdCmsgAlign(freebsdCmsgHdrLen, ptrSize)
+	want := freebsdCmsgLen(freebsdTLSGetRecordLen, ptrSize)
+	if len(oob) < want {
+		return 0, false, fmt.Errorf("kernel: recvmsg: record without a TLS_GET_RECORD control message: %w", syscall.EBADMSG)
+	}
+	ne := binary.NativeEndian
+	l, level, cmsgType := int(ne.Uint32(oob)), int32(ne.Uint32(oob[4:])), int32(ne.Uint32(oob[8:]))
+	if level != freebsdIPProtoTCP || cmsgType != freebsdTLSGetRecord || l != want {
+		return 0, false, fmt.Errorf("kernel: recvmsg: control message level %d type %d length %d, want TLS_GET_RECORD: %w", level, cmsgType, l, syscall.EBADMSG)
+	}
+	r, err := parseTLSGetRecord(oob[hdr:want])
+	if err != nil {
+		return 0, false, err
+	}
+	switch {
+	case n > 0 && flags&freebsdMsgEOR == 0:
+		return 0, false, fmt.Errorf("kernel: recvmsg: record of %d bytes did not fit in %d (no MSG_EOR): %w", r.Length, n, syscall.EMSGSIZE)
+	case n != int(r.Length):
+		return 0, false, fmt.Errorf("kernel: recvmsg: %d bytes for a record of %d: %w", n, r.Length, syscall.EBADMSG)
+	case r.Type == 0:
+		return 0, false, fmt.Errorf("kernel: recvmsg: record of type 0: %w", syscall.EBADMSG)
+	}
+	return r.Type, false, nil
+}
+
+// freebsdModeConf maps FreeBSD's TCP_TLS_MODE_{NONE,SW,IFNET,TOE} onto Conf.
+func freebsdModeConf(mode int) Conf {
+	switch mode {
+	case 0:
+		return ConfBase
+	case 1:
+		return ConfSW
+	case 2:
+		return ConfHW
+	case 3:
+		return ConfHWRecord
+	}
+	return Conf(0)
+}
+
+// sysctlValue decodes a FreeBSD sysctl integer of 1, 2, 4 or 8 bytes (bool,
+// int, u_int, counter_u64) in host byte order.
+func sysctlValue(b []byte) (uint64, bool) {
+	ne := binary.NativeEndian
+	switch len(b) {
+	case 1:
+		return uint64(b[0]), true
+	case 2:
+		return uint64(ne.Uint16(b)), true
+	case 4:
+		return uint64(ne.Uint32(b)), true
+	case 8:
+		return ne.Uint64(b), true
+	}
+	return 0, false
+}

@@ -1,0 +1,85 @@
+package kernel
+
+import (
+	"encoding/binary"
+	"errors"
+	"syscall"
+	"testing"
+)
+
+// freebsdCmsg builds one FreeBSD control message as the kernel does
+// (sbcreatecontrol: cmsg_len = CMSG_LEN(len(data)), data at CMSG_DATA,
+// padded to CMSG_SPACE) for an architecture with ptrSize-byte pointers.
+func freebsdCmsg(ptrSize int, level, typ int, data []byte) []byte {
+	hdr := freebsdCmsgAlign(freebsdCmsgHdrLen, ptrSize)
+	b := make([]byte, hdr+freebsdCmsgAlign(len(data), ptrSize))
+	ne := binary.NativeEndian
+	ne.PutUint32(b, uint32(hdr+len(data)))
+	ne.PutUint32(b[4:], uint32(level))
+	ne.PutUint32(b[8:], uint32(typ))
+	copy(b[hdr:], data)
+	return b
+}
+
+// TestFreeBSDCmsgLayout checks CMSG_LEN and CMSG_SPACE of struct
+// tls_get_record against the values of FreeBSD's sys/sys/socket.h: on
+// amd64 (_ALIGNBYTES 7) the data starts at 16, CMSG_LEN(6) is 22 and
+// CMSG_SPACE(6) 24; on i386 and armv7 (_ALIGNBYTES 3) at 12, 18 and 20.
+func TestFreeBSDCmsgLayout(t *testing.T) {
+	for _, tc := range []struct{ ptr, data, cmsgLen, space int }{{8, 16, 22, 24}, {4, 12, 18, 20}} {
+		b := freebsdCmsg(tc.ptr, freebsdIPProtoTCP, freebsdTLSGetRecord, make([]byte, freebsdTLSGetRecordLen))
+		if freebsdCmsgAlign(freebsdCmsgHdrLen, tc.ptr) != tc.data || freebsdCmsgLen(freebsdTLSGetRecordLen, tc.ptr) != tc.cmsgLen || len(b) != tc.space {
+			t.Errorf("pointer size %d: data at %d, CMSG_LEN %d, CMSG_SPACE %d; want %d, %d, %d", tc.ptr,
+				freebsdCmsgAlign(freebsdCmsgHdrLen, tc.ptr), freebsdCmsgLen(freebsdTLSGetRecordLen, tc.ptr), len(b), tc.data, tc.cmsgLen, tc.space)
+		}
+	}
+}
+
+// TestFreeBSDRecord feeds freebsdRecord what one recvmsg on a ktls(4)
+// receive socket can return, on a 64-bit and a 32-bit layout (issue 13 item
+// 12: a record must never be taken without its TLS_GET_RECORD).
+func TestFreeBSDRecord(t *testing.T) {
+	for _, ptr := range []int{8, 4} {
+		get := func(typ byte, vminor byte, length uint16) []byte {
+			return freebsdCmsg(ptr, freebsdIPProtoTCP, freebsdTLSGetRecord, []byte{typ, 3, vminor, 0, byte(length >> 8), byte(length)})
+		}
+		bad := func(f func(b []byte)) []byte { b := get(23, 3, 5); f(b); return b }
+		for _, tc := range []struct {
+			name  string
+			n     int
+			oob   []byte
+			flags int
+			typ   uint8
+			eof   bool
+			errno error
+		}{
+			{"data", 5, get(23, 3, 5), freebsdMsgEOR, 23, false, nil},
+			{"tls13 alert", 2, get(21, 4, 2), freebsdMsgEOR, 21, false, nil},
+			{"full record", 16384, get(23, 3, 16384), freebsdMsgEOR, 23, false, nil},
+			{"zero-length record", 0, get(23, 3, 0), 0, 23, false, nil},
+			{"zero-length handshake", 0, get(22, 4, 0), 0, 22, false, nil},
+			{"end of stream", 0, nil, 0, 0, true, nil},
+			{"payload without control message", 5, nil, freebsdMsgEOR, 0, false, syscall.EBADMSG},
+			{"payload without EOR", 100, get(23, 3, 200), 0, 0, false, syscall.EMSGSIZE},
+			{"control truncated", 5, get(23, 3, 5), freebsdMsgEOR | freebsdMsgCtrunc, 0, false, syscall.EMSGSIZE},
+			{"length disagrees", 4, get(23, 3, 5), freebsdMsgEOR, 0, false, syscall.EBADMSG},
+			{"type 0", 5, get(0, 3, 5), freebsdMsgEOR, 0, false, syscall.EBADMSG},
+			{"other level", 5, bad(func(b []byte) { binary.NativeEndian.PutUint32(b[4:], 0xffff) }), freebsdMsgEOR, 0, false, syscall.EBADMSG},
+			{"other type", 5, bad(func(b []byte) { binary.NativeEndian.PutUint32(b[8:], freebsdTLSSetRecordType) }), freebsdMsgEOR, 0, false, syscall.EBADMSG},
+			{"short cmsg_len", 5, bad(func(b []byte) { binary.NativeEndian.PutUint32(b, uint32(freebsdCmsgLen(5, ptr))) }), freebsdMsgEOR, 0, false, syscall.EBADMSG},
+			{"long cmsg_len", 5, bad(func(b []byte) { binary.NativeEndian.PutUint32(b, 1000) }), freebsdMsgEOR, 0, false, syscall.EBADMSG},
+			{"short control buffer", 5, get(23, 3, 5)[:freebsdCmsgLen(freebsdTLSGetRecordLen, ptr)-1], freebsdMsgEOR, 0, false, syscall.EBADMSG},
+		} {
+			typ, eof, err := freebsdRecord(tc.n, tc.oob, tc.flags, ptr)
+			if tc.errno != nil {
+				if !errors.Is(err, tc.errno) {
+					t.Errorf("ptr %d, %s: %d %v %v, want %v", ptr, tc.name, typ, eof, err, tc.errno)
+				}
+				continue
+			}
+			if err != nil || typ != tc.typ || eof != tc.eof {
+				t.Errorf("ptr %d, %s: %d %v %v, want %d %v", ptr, tc.name, typ, eof, err, tc.typ, tc.eof)
+			}
+		}
+	}
+}
