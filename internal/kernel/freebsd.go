@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"syscall"
+
+	"github.com/ktls-go/ktls/record"
 )
 
 // FreeBSD ktls(4) layouts and constants as plain Go, compiled and tested on
@@ -23,6 +25,63 @@ const (
 	freebsdMsgEOR           = 0x8  // MSG_EOR
 	freebsdMsgCtrunc        = 0x20 // MSG_CTRUNC
 )
+
+// FreeBSD cipher_algorithm values (sys/opencrypto/cryptodev.h) and TLS
+// version bytes (sys/sys/ktls.h).
+const (
+	freebsdAESNISTGCM16     = 25 // CRYPTO_AES_NIST_GCM_16
+	freebsdChaCha20Poly1305 = 41 // CRYPTO_CHACHA20_POLY1305
+	freebsdTLSMajorVer      = 3  // TLS_MAJOR_VER_ONE
+	freebsdTLSMinorVer12    = 3  // TLS_MINOR_VER_TWO
+	freebsdTLSMinorVer13    = 4  // TLS_MINOR_VER_THREE
+)
+
+// tlsEnable is FreeBSD's struct tls_enable (sys/sys/ktls.h), the argument
+// of setsockopt(IPPROTO_TCP, TCP_TXTLS_ENABLE or TCP_RXTLS_ENABLE). Go lays
+// it out as the C compiler does, on 64-bit and 32-bit architectures alike
+// (TestTLSEnableLayout). The key and IV are real pointers, as in x/sys/unix's
+// Msghdr and Iovec, so that the garbage collector keeps them alive and
+// updates them if they move, until the system call has copied them.
+type tlsEnable struct {
+	cipherKey       *byte   // const uint8_t *cipher_key
+	iv              *byte   // const uint8_t *iv: implicit IV
+	authKey         *byte   // const uint8_t *auth_key: nil for AEAD suites
+	cipherAlgorithm int32   // int cipher_algorithm
+	cipherKeyLen    int32   // int cipher_key_len
+	ivLen           int32   // int iv_len
+	authAlgorithm   int32   // int auth_algorithm: 0 for AEAD suites
+	authKeyLen      int32   // int auth_key_len
+	flags           int32   // int flags: 0
+	tlsVMajor       uint8   // uint8_t tls_vmajor
+	tlsVMinor       uint8   // uint8_t tls_vminor
+	recSeq          [8]byte // uint8_t rec_seq[8]: big-endian sequence number of the next record
+}
+
+// newTLSEnable fills struct tls_enable for the session. The key and IV
+// pointers point into s.Key and s.IV, which must stay unchanged until the
+// system call returns.
+func newTLSEnable(s *record.Session) (tlsEnable, error) {
+	if err := s.Validate(); err != nil {
+		return tlsEnable{}, err
+	}
+	e := tlsEnable{
+		cipherKey:       &s.Key[0],
+		iv:              &s.IV[0],
+		cipherAlgorithm: freebsdAESNISTGCM16,
+		cipherKeyLen:    int32(len(s.Key)),
+		ivLen:           int32(len(s.IV)),
+		tlsVMajor:       freebsdTLSMajorVer,
+		tlsVMinor:       freebsdTLSMinorVer12,
+	}
+	if s.Cipher() == record.CipherChaCha20Poly1305 {
+		e.cipherAlgorithm = freebsdChaCha20Poly1305
+	}
+	if s.Version == record.VersionTLS13 {
+		e.tlsVMinor = freebsdTLSMinorVer13
+	}
+	binary.BigEndian.PutUint64(e.recSeq[:], s.Seq)
+	return e, nil
+}
 
 // freebsdTLSGetRecordLen is sizeof(struct tls_get_record) (sys/sys/ktls.h):
 // uint8_t tls_type, tls_vmajor, tls_vminor; (1 byte padding) uint16_t

@@ -1,10 +1,15 @@
 package kernel
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"slices"
 	"syscall"
 	"testing"
+	"unsafe"
+
+	"github.com/ktls-go/ktls/record"
 )
 
 // freebsdCmsg builds one FreeBSD control message as the kernel does
@@ -80,6 +85,61 @@ func TestFreeBSDRecord(t *testing.T) {
 			if err != nil || typ != tc.typ || eof != tc.eof {
 				t.Errorf("ptr %d, %s: %d %v %v, want %d %v", ptr, tc.name, typ, eof, err, tc.typ, tc.eof)
 			}
+		}
+	}
+}
+
+// TestTLSEnableLayout checks tlsEnable against the field offsets and size of
+// FreeBSD's struct tls_enable (sys/sys/ktls.h) as a C compiler lays it out:
+// LP64 (amd64, arm64) and ILP32 (i386, armv7). Run with GOARCH=386 too.
+func TestTLSEnableLayout(t *testing.T) {
+	var e tlsEnable
+	got := []uintptr{
+		unsafe.Offsetof(e.cipherKey), unsafe.Offsetof(e.iv), unsafe.Offsetof(e.authKey),
+		unsafe.Offsetof(e.cipherAlgorithm), unsafe.Offsetof(e.cipherKeyLen), unsafe.Offsetof(e.ivLen),
+		unsafe.Offsetof(e.authAlgorithm), unsafe.Offsetof(e.authKeyLen), unsafe.Offsetof(e.flags),
+		unsafe.Offsetof(e.tlsVMajor), unsafe.Offsetof(e.tlsVMinor), unsafe.Offsetof(e.recSeq),
+		unsafe.Sizeof(e),
+	}
+	//    cipher_key iv auth_key cipher_algorithm cipher_key_len iv_len auth_algorithm auth_key_len flags vmajor vminor rec_seq sizeof
+	want := map[uintptr][]uintptr{
+		8: {0, 8, 16, 24, 28, 32, 36, 40, 44, 48, 49, 50, 64},
+		4: {0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 37, 38, 48},
+	}[unsafe.Sizeof(uintptr(0))]
+	if !slices.Equal(got, want) {
+		t.Errorf("struct tls_enable offsets and size %v, want %v", got, want)
+	}
+}
+
+func TestNewTLSEnable(t *testing.T) {
+	for _, tc := range []struct {
+		version, suite uint16
+		alg            int32
+		minor          uint8
+		keyLen, ivLen  int32
+	}{
+		{record.VersionTLS12, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, 25, 3, 16, 4},
+		{record.VersionTLS12, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, 25, 3, 32, 4},
+		{record.VersionTLS12, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256, 41, 3, 32, 12},
+		{record.VersionTLS13, tls.TLS_AES_128_GCM_SHA256, 25, 4, 16, 12},
+		{record.VersionTLS13, tls.TLS_AES_256_GCM_SHA384, 25, 4, 32, 12},
+		{record.VersionTLS13, tls.TLS_CHACHA20_POLY1305_SHA256, 41, 4, 32, 12},
+	} {
+		s := &record.Session{Version: tc.version, CipherSuite: tc.suite, Key: make([]byte, tc.keyLen), IV: make([]byte, tc.ivLen), Seq: 0x0102030405060708}
+		e, err := newTLSEnable(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := tlsEnable{
+			cipherKey: &s.Key[0], iv: &s.IV[0], cipherAlgorithm: tc.alg, cipherKeyLen: tc.keyLen, ivLen: tc.ivLen,
+			tlsVMajor: 3, tlsVMinor: tc.minor, recSeq: [8]byte{1, 2, 3, 4, 5, 6, 7, 8},
+		}
+		if e != want {
+			t.Errorf("%v: %+v, want %+v", s, e, want)
+		}
+		s.IV = s.IV[1:]
+		if _, err := newTLSEnable(s); !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("%v with a bad IV: %v", s, err)
 		}
 	}
 }

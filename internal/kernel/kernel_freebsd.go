@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -104,25 +103,16 @@ func Enable(c syscall.RawConn, d Direction, s *record.Session) error {
 	default:
 		return fmt.Errorf("kernel: bad direction %v", d)
 	}
-	if unsafe.Sizeof(uintptr(0)) != 8 {
-		return fmt.Errorf("kernel: struct tls_enable on 32-bit FreeBSD: %w", errors.ErrUnsupported)
-	}
-	e, err := s.FreeBSDEnable()
+	e, err := newTLSEnable(s)
 	if err != nil {
 		return err
 	}
-	b := e.Marshal(bytesPtr(e.CipherKey), bytesPtr(e.IV), bytesPtr(e.AuthKey))
-	err = control(c, func(fd int) error {
-		if err := setsockoptBytes(fd, unix.IPPROTO_TCP, opt, b); err != nil {
+	return control(c, func(fd int) error {
+		if err := setsockopt(fd, unix.IPPROTO_TCP, opt, unsafe.Pointer(&e), unsafe.Sizeof(e)); err != nil {
 			return enableError(d, os.NewSyscallError(name, err))
 		}
 		return nil
 	})
-	// The kernel copied the keys during setsockopt; keep them alive until then.
-	runtime.KeepAlive(e.CipherKey)
-	runtime.KeepAlive(e.IV)
-	runtime.KeepAlive(e.AuthKey)
-	return err
 }
 
 // enableError explains the errnos of TCP_TXTLS_ENABLE and TCP_RXTLS_ENABLE
@@ -162,15 +152,6 @@ func SetTXMode(c syscall.RawConn, conf Conf) error {
 		}
 		return nil
 	})
-}
-
-// bytesPtr is the address of b's first byte, 0 for an empty b. Go's heap does
-// not move, and the caller keeps b alive across the system call.
-func bytesPtr(b []byte) uint64 {
-	if len(b) == 0 {
-		return 0
-	}
-	return uint64(uintptr(unsafe.Pointer(&b[0])))
 }
 
 // SendRecord sends p as the payload of records of type typ (sendmsg with an

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -110,7 +111,7 @@ func Enable(c syscall.RawConn, d Direction, s *record.Session) error {
 	}
 	defer clear(info)
 	return control(c, func(fd int) error {
-		if err := setsockoptBytes(fd, unix.SOL_TLS, opt, info); err != nil {
+		if err := setsockopt(fd, unix.SOL_TLS, opt, unsafe.Pointer(&info[0]), uintptr(len(info))); err != nil {
 			return os.NewSyscallError(name, err)
 		}
 		return nil
