@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"syscall"
 
@@ -205,4 +206,67 @@ func sysctlValue(b []byte) (uint64, bool) {
 		return ne.Uint64(b), true
 	}
 	return 0, false
+}
+
+// freebsdProbeSessions are the sessions the FreeBSD probe installs: one per
+// version and AEAD, with zero keys, as the Linux command's check does.
+func freebsdProbeSessions() []*record.Session {
+	var ss []*record.Session
+	for _, suite := range []uint16{
+		0xc02f, // TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+		0xc030, // TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
+		0xcca8, // TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+		0x1301, // TLS_AES_128_GCM_SHA256
+		0x1302, // TLS_AES_256_GCM_SHA384
+		0x1303, // TLS_CHACHA20_POLY1305_SHA256
+	} {
+		version, ivLen := uint16(record.VersionTLS13), 12
+		if suite > 0x1303 {
+			version = record.VersionTLS12
+			if suite != 0xcca8 {
+				ivLen = 4
+			}
+		}
+		c, _ := record.CipherOf(suite)
+		ss = append(ss, &record.Session{Version: version, CipherSuite: suite, Key: make([]byte, c.KeyLen()), IV: make([]byte, ivLen)})
+	}
+	return ss
+}
+
+// freebsdProbe installs each probe session in each direction with enable,
+// which gets a fresh socket per session (ktls(4) takes one session per
+// direction of a socket), and reports nil as soon as one is taken: each
+// connection then tries the kernel and falls back where it refuses, as on
+// Linux. When none is taken, the error joins the reason of each attempt.
+func freebsdProbe(enable func(d Direction, s *record.Session) error) error {
+	var errs []error
+	for _, s := range freebsdProbeSessions() {
+		for _, d := range []Direction{TX, RX} {
+			err := enable(d, s)
+			if err == nil {
+				return nil
+			}
+			errs = append(errs, fmt.Errorf("%v %v: %w", d, s, err))
+		}
+	}
+	return fmt.Errorf("kernel: ktls(4) takes no session in either direction: %w", errors.Join(errs...))
+}
+
+// freebsdEnableError explains the errnos of TCP_TXTLS_ENABLE and
+// TCP_RXTLS_ENABLE (sys/kern/uipc_ktls.c) by the setting that causes them;
+// the result still wraps err. On FreeBSD ENOTSUP and EOPNOTSUPP are one
+// errno: ktls(4) switched off, or no crypto backend for the suite.
+func freebsdEnableError(d Direction, err error) error {
+	var why string
+	switch {
+	case errors.Is(err, syscall.ENOTSUP), errors.Is(err, syscall.EOPNOTSUPP):
+		why = "ktls(4) is off (sysctl kern.ipc.tls.enable=1 turns it on) or has no crypto backend for this suite (kldload ktls_ocf)"
+	case errors.Is(err, syscall.ENXIO):
+		why = "ktls(4) TX needs unmapped mbufs (sysctl kern.ipc.mb_use_ext_pgs=1)"
+	case errors.Is(err, syscall.EALREADY):
+		why = "this direction already has a TLS session; ktls(4) cannot re-key"
+	default:
+		return err
+	}
+	return fmt.Errorf("kernel: enabling %v: %s: %w", d, why, err)
 }

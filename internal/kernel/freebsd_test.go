@@ -4,7 +4,9 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"os"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"unsafe"
@@ -141,5 +143,50 @@ func TestNewTLSEnable(t *testing.T) {
 		if _, err := newTLSEnable(s); !errors.Is(err, syscall.EINVAL) {
 			t.Errorf("%v with a bad IV: %v", s, err)
 		}
+	}
+}
+
+// TestFreeBSDProbe checks that the probe tries each direction of each
+// version and AEAD until one is taken, and that its error names the
+// settings to change (issue 13 item 14).
+func TestFreeBSDProbe(t *testing.T) {
+	var tried []string
+	seen := map[uint16]bool{}
+	err := freebsdProbe(func(d Direction, s *record.Session) error {
+		if err := s.Validate(); err != nil {
+			t.Errorf("probe session %v: %v", s, err)
+		}
+		seen[s.CipherSuite] = true
+		tried = append(tried, d.String()+" "+s.String())
+		if d == RX && s.CipherSuite == tls.TLS_CHACHA20_POLY1305_SHA256 {
+			return nil
+		}
+		if d == TX {
+			return freebsdEnableError(d, syscall.ENXIO)
+		}
+		return freebsdEnableError(d, syscall.EOPNOTSUPP)
+	})
+	if err != nil || len(tried) != 12 || len(seen) != 6 {
+		t.Fatalf("probe = %v after %d attempts (%v) over %d suites; want nil after all 12", err, len(tried), tried, len(seen))
+	}
+	err = freebsdProbe(func(d Direction, s *record.Session) error {
+		if d == TX {
+			return freebsdEnableError(d, os.NewSyscallError("setsockopt TCP_TXTLS_ENABLE", syscall.ENXIO))
+		}
+		return freebsdEnableError(d, os.NewSyscallError("setsockopt TCP_RXTLS_ENABLE", syscall.ENOTSUP))
+	})
+	if !errors.Is(err, syscall.ENXIO) || !errors.Is(err, syscall.ENOTSUP) {
+		t.Fatalf("probe error %v does not wrap the errnos", err)
+	}
+	for _, name := range []string{"kern.ipc.mb_use_ext_pgs", "kern.ipc.tls.enable", "ktls_ocf", "TLS_CHACHA20_POLY1305_SHA256"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("probe error does not name %s: %v", name, err)
+		}
+	}
+	if err := freebsdEnableError(TX, syscall.EALREADY); !errors.Is(err, syscall.EALREADY) || !strings.Contains(err.Error(), "re-key") {
+		t.Errorf("EALREADY: %v", err)
+	}
+	if err := freebsdEnableError(TX, syscall.EINVAL); err != syscall.EINVAL {
+		t.Errorf("EINVAL changed: %v", err)
 	}
 }

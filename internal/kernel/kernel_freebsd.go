@@ -1,7 +1,6 @@
 package kernel
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -19,6 +18,7 @@ var statSysctls = []string{
 	"kern.ipc.tls.enable",
 	"kern.ipc.tls.cbc_enable",
 	"kern.ipc.tls.maxlen",
+	"kern.ipc.mb_use_ext_pgs",
 	"kern.ipc.tls.tasks_active",
 	"kern.ipc.tls.stats.active",
 	"kern.ipc.tls.stats.enable_calls",
@@ -48,34 +48,30 @@ var statSysctls = []string{
 var supported = sync.OnceValue(probe)
 
 // Supported reports whether ktls(4) can take a connection here: nil if it
-// can, else an error saying why (kern.ipc.tls.enable=0, no crypto backend,
-// ...). It checks kern.ipc.tls.enable, then enables TX with a throwaway key
-// on a loopback TCP pair once, and caches the answer.
+// can, else an error saying why, naming the setting to change
+// (kern.ipc.tls.enable, kern.ipc.mb_use_ext_pgs, the ktls_ocf module). It
+// checks kern.ipc.tls.enable, then installs each version and AEAD in each
+// direction with a throwaway key on loopback TCP pairs until one is taken,
+// once, and caches the answer. Each connection then tries the kernel per
+// direction and falls back where it refuses, as on Linux.
 func Supported() error { return supported() }
 
 func probe() error {
 	b, err := unix.SysctlRaw("kern.ipc.tls.enable")
 	if err != nil {
-		return fmt.Errorf("kernel: no ktls(4) in this kernel: %w", err)
+		return fmt.Errorf("kernel: no ktls(4) in this kernel (no sysctl kern.ipc.tls.enable): %w", err)
 	}
 	if v, ok := sysctlValue(b); ok && v == 0 {
-		return fmt.Errorf("kernel: ktls(4) is off (sysctl kern.ipc.tls.enable=0): %w", syscall.ENOTSUP)
+		return fmt.Errorf("kernel: ktls(4) is off (sysctl kern.ipc.tls.enable=1 turns it on): %w", syscall.ENOTSUP)
 	}
-	rc, closeConn, err := probeConn()
-	if err != nil {
-		return fmt.Errorf("kernel: probing ktls(4): %w", err)
-	}
-	defer closeConn()
-	probeSession := &record.Session{
-		Version:     record.VersionTLS12,
-		CipherSuite: 0xc02f, // TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
-		Key:         make([]byte, 16),
-		IV:          make([]byte, 4),
-	}
-	if err := Enable(rc, TX, probeSession); err != nil {
-		return fmt.Errorf("kernel: ktls(4) unavailable: %w", err)
-	}
-	return nil
+	return freebsdProbe(func(d Direction, s *record.Session) error {
+		rc, closeConn, err := probeConn()
+		if err != nil {
+			return fmt.Errorf("kernel: probing ktls(4): %w", err)
+		}
+		defer closeConn()
+		return Enable(rc, d, s)
+	})
 }
 
 // Rekey reports whether the kernel can re-key a TLS 1.3 direction, as a
@@ -109,28 +105,10 @@ func Enable(c syscall.RawConn, d Direction, s *record.Session) error {
 	}
 	return control(c, func(fd int) error {
 		if err := setsockopt(fd, unix.IPPROTO_TCP, opt, unsafe.Pointer(&e), unsafe.Sizeof(e)); err != nil {
-			return enableError(d, os.NewSyscallError(name, err))
+			return freebsdEnableError(d, os.NewSyscallError(name, err))
 		}
 		return nil
 	})
-}
-
-// enableError explains the errnos of TCP_TXTLS_ENABLE and TCP_RXTLS_ENABLE
-// (sys/kern/uipc_ktls.c); the result still wraps err. On FreeBSD ENOTSUP
-// and EOPNOTSUPP are the same errno.
-func enableError(d Direction, err error) error {
-	var why string
-	switch {
-	case errors.Is(err, unix.ENOTSUP):
-		why = "ktls(4) is off (kern.ipc.tls.enable=0) or has no crypto backend for this cipher suite (kern.ipc.tls.cbc_enable=0 for CBC)"
-	case errors.Is(err, unix.EALREADY):
-		why = "this direction already has a TLS session; ktls(4) cannot re-key"
-	case errors.Is(err, unix.ENXIO):
-		why = "ktls(4) TX needs unmapped mbufs (sysctl kern.ipc.mb_use_ext_pgs=1)"
-	default:
-		return err
-	}
-	return fmt.Errorf("kernel: enabling %v: %s: %w", d, why, err)
 }
 
 // SetTXMode switches the sending direction between software and device
