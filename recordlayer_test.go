@@ -6,6 +6,7 @@ import (
 	"crypto/cipher"
 	"crypto/tls"
 	"errors"
+	"io"
 	"os"
 	"syscall"
 	"testing"
@@ -215,5 +216,27 @@ func testContentTypes13(t *testing.T, engine Offload) {
 			}
 			rp.wantAlert(w.alert)
 		})
+	}
+}
+
+// TestOneErrTruncated checks that there is one truncation sentinel: the
+// user-space record layer's error for a stream cut inside a record and the
+// Conn's error for one cut between records both match it, and it still
+// matches io.ErrUnexpectedEOF and syscall.EMSGSIZE.
+func TestOneErrTruncated(t *testing.T) {
+	if ErrTruncated != record.ErrTruncated {
+		t.Fatal("ktls.ErrTruncated and record.ErrTruncated are two errors")
+	}
+	sl, err := record.NewSealer(&record.Session{Version: record.VersionTLS13, CipherSuite: tls.TLS_AES_128_GCM_SHA256, Key: make([]byte, 16), IV: make([]byte, 12)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := sl.Seal(nil, record.TypeApplicationData, []byte("cut"))
+	o, _ := record.NewOpener(&record.Session{Version: record.VersionTLS13, CipherSuite: tls.TLS_AES_128_GCM_SHA256, Key: make([]byte, 16), IV: make([]byte, 12)})
+	_, _, err = record.NewReader(bytes.NewReader(rec[:len(rec)-1]), o).ReadRecord()
+	for _, target := range []error{ErrTruncated, io.ErrUnexpectedEOF, syscall.EMSGSIZE} {
+		if !errors.Is(err, target) || !errors.Is(ErrTruncated, target) {
+			t.Errorf("%v / %v: not %v", err, ErrTruncated, target)
+		}
 	}
 }

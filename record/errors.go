@@ -1,6 +1,7 @@
 package record
 
 import (
+	"io"
 	"strconv"
 	"syscall"
 )
@@ -95,11 +96,21 @@ type sentinel struct {
 func (e *sentinel) Error() string { return e.msg }
 func (e *sentinel) Unwrap() error { return e.errno }
 
+// truncated is ErrTruncated's type: it matches both io.ErrUnexpectedEOF and
+// syscall.EMSGSIZE.
+type truncated struct{}
+
+func (truncated) Error() string   { return "stream ended without close_notify" }
+func (truncated) Unwrap() []error { return []error{io.ErrUnexpectedEOF, syscall.EMSGSIZE} }
+
 var (
-	// ErrTruncated reports that the stream ended inside a record, as
-	// ktls(4) reports EMSGSIZE for a record truncated at close. It wraps
+	// ErrTruncated reports that the peer's stream ended without
+	// close_notify: inside a record (Reader), as ktls(4) reports EMSGSIZE
+	// for a record truncated at close, or, for package ktls's Conn, between
+	// records. It is the one truncation error of both packages (ktls's
+	// ErrTruncated is this value) and wraps io.ErrUnexpectedEOF and
 	// syscall.EMSGSIZE.
-	ErrTruncated error = &sentinel{"stream ended inside a record", syscall.EMSGSIZE}
+	ErrTruncated error = truncated{}
 
 	// ErrSeqOverflow reports that the 64-bit record sequence number of a
 	// direction is exhausted; the connection must rekey (TLS 1.3) or close.
