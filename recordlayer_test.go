@@ -166,9 +166,9 @@ func TestKernelContentTypes13(t *testing.T) {
 // check it without keeping RX in user space.
 func testContentTypes13(t *testing.T, engine Offload) {
 	type want struct {
-		data  string // accepted: Read returns this
-		errno syscall.Errno
-		alert record.Alert
+		data  string        // accepted: Read returns this
+		errno syscall.Errno // else Read's error wraps this (0: any error)
+		alert record.Alert  // and the peer gets this alert
 	}
 	type tcase struct {
 		name         string
@@ -189,6 +189,12 @@ func testContentTypes13(t *testing.T, engine Offload) {
 	cases = append(cases,
 		tcase{"inner-all-zero", 23, 23, make([]byte, 10), noType, forged},
 		tcase{"inner-empty", 23, 23, nil, noType, forged})
+	// An inner type TLS 1.3 does not carry: the kernel passes it up in
+	// TLS_GET_RECORD_TYPE and the Conn refuses it, as the record layer does.
+	for _, typ := range []byte{20, 24, 99} {
+		cases = append(cases, tcase{"inner-type-" + itoa(int(typ)), 23, 23, []byte{'x', typ}, noType,
+			want{alert: record.AlertUnexpectedMessage}})
+	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			w := c.user
@@ -211,7 +217,7 @@ func testContentTypes13(t *testing.T, engine Offload) {
 				}
 				return
 			}
-			if !errors.Is(err, w.errno) {
+			if err == nil || w.errno != 0 && !errors.Is(err, w.errno) {
 				t.Fatalf("Read = %q, %v; want %v", buf[:m], err, w.errno)
 			}
 			rp.wantAlert(w.alert)
