@@ -135,8 +135,9 @@ func modeOf(conf kernel.Conf) Mode {
 // ErrTruncated is returned by Read (and WriteTo) when the peer closed the
 // connection without close_notify, between records or inside one, so that a
 // truncation attack can be told from a clean io.EOF. errors.Is(err,
-// io.ErrUnexpectedEOF) is true for it.
-var ErrTruncated = fmt.Errorf("ktls: connection closed without close_notify: %w", io.ErrUnexpectedEOF)
+// io.ErrUnexpectedEOF) is true for it. It is record.ErrTruncated: one
+// sentinel for both packages.
+var ErrTruncated = record.ErrTruncated
 
 // Read reads application data, running the handshake first if needed.
 //
@@ -267,8 +268,8 @@ func (c *Conn) readError(err error) error {
 	}
 	if errors.Is(err, record.ErrTruncated) {
 		counters.badTruncated.Add(1)
-		c.in.err = fmt.Errorf("%w (%w)", ErrTruncated, err)
-		return c.in.err
+		c.in.err = err
+		return err
 	}
 	var rerr *record.Error
 	alert, bad := record.AlertInternalError, false

@@ -41,12 +41,14 @@ func (c *recordingConn) Write(p []byte) (int, error) {
 
 // newRawPeer12 is newRawPeer for TLS 1.2: the raw peer's keys come from the
 // CLIENT_RANDOM key log line and the ServerHello random seen on the wire.
-func newRawPeer12(t testing.TB, engine Offload, ktlsServer bool) (*Conn, *rawPeer) {
+// The client offers suites, if any are given, else crypto/tls's defaults.
+func newRawPeer12(t testing.TB, engine Offload, ktlsServer bool, suites ...uint16) (*Conn, *rawPeer) {
 	t.Helper()
 	var kl keyLogBuf
 	scfg, ccfg := serverTLS(), clientTLS()
 	scfg.SessionTicketsDisabled = true
 	scfg.MaxVersion, ccfg.MaxVersion = tls.VersionTLS12, tls.VersionTLS12
+	ccfg.CipherSuites = suites
 	kcfg := &Config{TX: engine, RX: engine}
 	var pcfg *tls.Config
 	if ktlsServer {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/ktls-go/ktls/internal/kernel"
 )
 
 // copyBuffer is the buffer size of the copy loops: 16 full records, which
@@ -133,12 +135,13 @@ func (c *Conn) readFromLocked(r io.Reader) (int64, error) {
 // kernel the data goes from the socket to w by w's ReadFrom, which splices
 // where w is a socket or a file; when a control record arrives (splice(2)
 // fails with EINVAL, read(2) with EIO) WriteTo reads it with recvmsg and
-// goes on.
+// goes on. On FreeBSD, whose read(2) returns the payload of every record as
+// data, each record is read with recvmsg and its type checked, as by Read.
 func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 	if err := c.Handshake(); err != nil {
 		return 0, err
 	}
-	if !c.rxMode.IsKernel() {
+	if !c.rxMode.IsKernel() || !kernel.DataReadSafe {
 		return copyBuffered(w, readerOnly{c})
 	}
 	c.in.Lock()

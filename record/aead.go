@@ -220,10 +220,11 @@ func (o *Opener) Version() uint16 { return o.p.version }
 //
 // Errors are *Error values (see Error for the classes): header errors from
 // ParseHeader, EMSGSIZE when len(rec) disagrees with the header or the body
-// is too short or too long for the AEAD, EBADMSG with bad_record_mac when
-// authentication fails, EBADMSG with unexpected_message for a TLS 1.3 record
-// without a valid inner content type, and ErrSeqOverflow after the record
-// with sequence number 2^64-1.
+// is too long for the AEAD, EBADMSG with bad_record_mac when the body is too
+// short for the AEAD or authentication fails, EBADMSG with
+// unexpected_message for a TLS 1.3 record without a valid inner content type
+// (all zeros or empty), and ErrSeqOverflow after the record with sequence
+// number 2^64-1.
 func (o *Opener) Open(rec []byte) (ContentType, []byte, error) {
 	return o.open(nil, rec)
 }
@@ -248,11 +249,17 @@ func (o *Opener) open(dst, rec []byte) (ContentType, []byte, error) {
 		return 0, nil, errorf("open", AlertDecodeError, syscall.EMSGSIZE)
 	}
 	body := rec[HeaderLen:]
-	// Smallest and largest body: overhead (without the header) plus 0 and
-	// MaxPlaintext bytes of payload.
-	if minBody := p.overhead() - HeaderLen; len(body) < minBody {
-		return 0, nil, errorf("open", AlertDecodeError, syscall.EMSGSIZE)
-	} else if len(body) > minBody+MaxPlaintext {
+	// Largest body: the overhead (without the header) plus MaxPlaintext
+	// bytes of payload. Smallest: the explicit nonce and the tag; a shorter
+	// one cannot authenticate, and crypto/tls and Linux answer it with
+	// bad_record_mac and EBADMSG.
+	minBody := tagLen
+	if p.explicit {
+		minBody += explicitNonceLen
+	}
+	if len(body) < minBody {
+		return 0, nil, errorf("open", AlertBadRecordMAC, syscall.EBADMSG)
+	} else if len(body) > p.overhead()-HeaderLen+MaxPlaintext {
 		return 0, nil, errorf("open", AlertRecordOverflow, syscall.EMSGSIZE)
 	}
 	var (

@@ -94,7 +94,7 @@ func TestOpenTLS13Padding(t *testing.T) {
 		{append([]byte{22}, make([]byte, 300)...), TypeHandshake, []byte{}, 0},
 		{append([]byte{1, 0, 21}, make([]byte, MaxPlaintext-2)...), TypeAlert, []byte{1, 0}, 0},
 		{make([]byte, 10), 0, nil, AlertUnexpectedMessage},          // all zeros
-		{nil, 0, nil, AlertDecodeError},                             // empty inner plaintext
+		{nil, 0, nil, AlertUnexpectedMessage},                       // empty inner plaintext
 		{[]byte{'x', 99, 0}, 0, nil, AlertUnexpectedMessage},        // unknown inner type
 		{[]byte{1, 20}, 0, nil, AlertUnexpectedMessage},             // protected change_cipher_spec
 		{make([]byte, MaxPlaintext+2), 0, nil, AlertRecordOverflow}, // inner plaintext over 2^14+1
@@ -165,10 +165,10 @@ func TestOpenBadRecords(t *testing.T) {
 		mut("length over AEAD limit", syscall.EMSGSIZE, AlertRecordOverflow, func(r []byte) []byte {
 			return withLength(r, sl.Overhead()-HeaderLen+MaxPlaintext+1)
 		})
-		mut("length too small", syscall.EMSGSIZE, AlertDecodeError, func(r []byte) []byte {
+		mut("length too small", syscall.EBADMSG, AlertBadRecordMAC, func(r []byte) []byte {
 			return withLength(r, sl.Overhead()-HeaderLen-1)
 		})
-		mut("length zero", syscall.EMSGSIZE, AlertDecodeError, func(r []byte) []byte { return withLength(r, 0) })
+		mut("length zero", syscall.EBADMSG, AlertBadRecordMAC, func(r []byte) []byte { return withLength(r, 0) })
 		mut("length disagrees", syscall.EMSGSIZE, AlertDecodeError, func(r []byte) []byte { return r[:len(r)-1] })
 		mut("short header", syscall.EMSGSIZE, AlertDecodeError, func(r []byte) []byte { return r[:4] })
 		mut("flipped tag bit", syscall.EBADMSG, AlertBadRecordMAC, func(r []byte) []byte { r[len(r)-1] ^= 1; return r })
@@ -217,9 +217,9 @@ func TestParseHeader(t *testing.T) {
 		{[]byte{23, 3, 3, 0x48, 0x00}, VersionTLS12, nil, 0},                                    // 2^14+2048
 		{[]byte{23, 3, 3, 0x48, 0x01}, VersionTLS12, syscall.EMSGSIZE, AlertRecordOverflow},     // 2^14+2049
 		{[]byte{21, 3, 3, 0, 16}, VersionTLS12, nil, 0},                                         // tag only
-		{[]byte{21, 3, 3, 0, 15}, VersionTLS12, syscall.EMSGSIZE, AlertDecodeError},             // shorter than a tag
-		{[]byte{23, 3, 3, 0, 17}, VersionTLS13, nil, 0},                                         // tag and type
-		{[]byte{23, 3, 3, 0, 16}, VersionTLS13, syscall.EMSGSIZE, AlertDecodeError},             // no room for the type
+		{[]byte{21, 3, 3, 0, 15}, VersionTLS12, syscall.EBADMSG, AlertBadRecordMAC},             // shorter than a tag
+		{[]byte{23, 3, 3, 0, 16}, VersionTLS13, nil, 0},                                         // tag only: Open decides
+		{[]byte{23, 3, 3, 0, 15}, VersionTLS13, syscall.EBADMSG, AlertBadRecordMAC},             // shorter than a tag
 		{[]byte{21, 3, 3, 0, 16}, VersionTLS13, syscall.EINVAL, AlertUnexpectedMessage},         // plaintext alert in 1.3
 		{[]byte{25, 3, 3, 0, 16}, VersionTLS12, syscall.EINVAL, AlertUnexpectedMessage},         // unknown type
 		{[]byte{22, 3, 1, 0, 100}, 0, nil, 0},                                                   // ClientHello version

@@ -4,8 +4,8 @@
 // kernel once user space hands them the session keys.
 //
 // A Session is one direction's state, the counterpart of ktls(4)'s struct
-// tls_enable and Linux's struct tls12_crypto_info_*; its LinuxCryptoInfo and
-// FreeBSDEnable methods encode it for those kernels. TLS13Session and
+// tls_enable and Linux's struct tls12_crypto_info_*; its LinuxCryptoInfo
+// method encodes it for Linux. TLS13Session and
 // TLS12Sessions derive Sessions from the secrets crypto/tls writes to its
 // KeyLogWriter (CLIENT_TRAFFIC_SECRET_0 / SERVER_TRAFFIC_SECRET_0 for
 // TLS 1.3, CLIENT_RANDOM for TLS 1.2 together with the hello randoms), and

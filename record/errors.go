@@ -1,6 +1,7 @@
 package record
 
 import (
+	"io"
 	"strconv"
 	"syscall"
 )
@@ -63,11 +64,11 @@ func (a Alert) String() string {
 //	wrong legacy version              EINVAL    protocol_version
 //	unknown or unexpected outer type  EINVAL    unexpected_message
 //	length above the protocol limit   EMSGSIZE  record_overflow
-//	length below the AEAD's overhead  EMSGSIZE  decode_error
+//	length below the AEAD's minimum   EBADMSG   bad_record_mac
 //	stream ended inside a record      EMSGSIZE  decode_error (Err is ErrTruncated)
 //	authentication failed             EBADMSG   bad_record_mac
 //	TLS 1.3 inner type unknown/CCS    EBADMSG   unexpected_message
-//	TLS 1.3 plaintext all zeros       EBADMSG   unexpected_message
+//	TLS 1.3 plaintext empty or zeros  EBADMSG   unexpected_message
 //	sequence number exhausted         EBADMSG   internal_error (Err is ErrSeqOverflow)
 //
 // errors.Is(err, syscall.EBADMSG) and the like work on an Error.
@@ -95,11 +96,21 @@ type sentinel struct {
 func (e *sentinel) Error() string { return e.msg }
 func (e *sentinel) Unwrap() error { return e.errno }
 
+// truncated is ErrTruncated's type: it matches both io.ErrUnexpectedEOF and
+// syscall.EMSGSIZE.
+type truncated struct{}
+
+func (truncated) Error() string   { return "stream ended without close_notify" }
+func (truncated) Unwrap() []error { return []error{io.ErrUnexpectedEOF, syscall.EMSGSIZE} }
+
 var (
-	// ErrTruncated reports that the stream ended inside a record, as
-	// ktls(4) reports EMSGSIZE for a record truncated at close. It wraps
+	// ErrTruncated reports that the peer's stream ended without
+	// close_notify: inside a record (Reader), as ktls(4) reports EMSGSIZE
+	// for a record truncated at close, or, for package ktls's Conn, between
+	// records. It is the one truncation error of both packages (ktls's
+	// ErrTruncated is this value) and wraps io.ErrUnexpectedEOF and
 	// syscall.EMSGSIZE.
-	ErrTruncated error = &sentinel{"stream ended inside a record", syscall.EMSGSIZE}
+	ErrTruncated error = truncated{}
 
 	// ErrSeqOverflow reports that the 64-bit record sequence number of a
 	// direction is exhausted; the connection must rekey (TLS 1.3) or close.

@@ -20,9 +20,10 @@ type Header struct {
 //     application_data; else EINVAL with unexpected_message;
 //   - the legacy version must be 0x0303, else EINVAL with protocol_version;
 //   - the length must not exceed 2^14+256 (TLS 1.3) or 2^14+2048 (TLS 1.2),
-//     else EMSGSIZE with record_overflow, and must leave room for the
-//     smallest protected payload of the protocol (an AEAD tag, plus the inner
-//     content type for TLS 1.3), else EMSGSIZE with decode_error.
+//     else EMSGSIZE with record_overflow, and must leave room for an AEAD
+//     tag, else EBADMSG with bad_record_mac: such a record cannot
+//     authenticate, and crypto/tls and Linux (tls_rx_msg_size) answer it
+//     so.
 //
 // A version of 0 means "not yet negotiated": any legacy version 0x0301 to
 // 0x0303 is accepted (a ClientHello may carry 0x0301), the length must not
@@ -54,7 +55,7 @@ func ParseHeader(b []byte, version uint16) (Header, error) {
 		return h, errorf("parse", AlertRecordOverflow, syscall.EMSGSIZE)
 	}
 	if h.Length < minCiphertext(version) {
-		return h, errorf("parse", AlertDecodeError, syscall.EMSGSIZE)
+		return h, errorf("parse", AlertBadRecordMAC, syscall.EBADMSG)
 	}
 	return h, nil
 }
@@ -71,12 +72,11 @@ func maxCiphertext(version uint16) int {
 }
 
 // minCiphertext is the smallest protected record body for version, whatever
-// the AEAD; Opener.Open checks the AEAD's exact minimum.
+// the AEAD: a tag. Opener.Open checks the AEAD's exact minimum. A TLS 1.3
+// body of only a tag may authenticate, and is then refused for carrying no
+// content type (unexpected_message), as RFC 8446 section 5.4 says.
 func minCiphertext(version uint16) int {
-	switch version {
-	case VersionTLS13:
-		return tagLen + 1
-	case VersionTLS12:
+	if version == VersionTLS12 || version == VersionTLS13 {
 		return tagLen
 	}
 	return 0

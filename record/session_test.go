@@ -71,41 +71,6 @@ func TestLinuxCryptoInfo(t *testing.T) {
 	}
 }
 
-func TestFreeBSDEnable(t *testing.T) {
-	for _, tc := range []struct {
-		version, suite uint16
-		alg            int32
-		minor          uint8
-		ivLen          int
-	}{
-		{VersionTLS12, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, 25, 3, 4},
-		{VersionTLS12, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, 25, 3, 4},
-		{VersionTLS12, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256, 41, 3, 12},
-		{VersionTLS13, tls.TLS_AES_128_GCM_SHA256, 25, 4, 12},
-		{VersionTLS13, tls.TLS_AES_256_GCM_SHA384, 25, 4, 12},
-		{VersionTLS13, tls.TLS_CHACHA20_POLY1305_SHA256, 41, 4, 12},
-	} {
-		s := testSession(tc.version, tc.suite)
-		e, err := s.FreeBSDEnable()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e.CipherAlgorithm != tc.alg || e.AuthAlgorithm != 0 || e.Flags != 0 || e.TLSVMajor != 3 || e.TLSVMinor != tc.minor ||
-			len(e.IV) != tc.ivLen || !bytes.Equal(e.CipherKey, s.Key) || len(e.AuthKey) != 0 || !bytes.Equal(e.RecSeq[:], seqBytes(s.Seq)) {
-			t.Errorf("%v: %+v", s, e)
-		}
-		b := e.Marshal(0x1111111111111111, 0x2222222222222222, 0)
-		ne := binary.NativeEndian
-		if len(b) != 64 ||
-			ne.Uint64(b[0:]) != 0x1111111111111111 || ne.Uint64(b[8:]) != 0x2222222222222222 || ne.Uint64(b[16:]) != 0 ||
-			int32(ne.Uint32(b[24:])) != tc.alg || int(ne.Uint32(b[28:])) != len(s.Key) || int(ne.Uint32(b[32:])) != tc.ivLen ||
-			ne.Uint32(b[36:]) != 0 || ne.Uint32(b[40:]) != 0 || ne.Uint32(b[44:]) != 0 ||
-			b[48] != 3 || b[49] != tc.minor || !bytes.Equal(b[50:58], seqBytes(s.Seq)) || !bytes.Equal(b[58:], make([]byte, 6)) {
-			t.Errorf("%v: tls_enable %x", s, b)
-		}
-	}
-}
-
 func TestSessionValidate(t *testing.T) {
 	good := testSession(VersionTLS13, tls.TLS_AES_128_GCM_SHA256)
 	if err := good.Validate(); err != nil {
@@ -131,9 +96,6 @@ func TestSessionValidate(t *testing.T) {
 		}
 		if _, err := s.LinuxCryptoInfo(); !errors.Is(err, syscall.EINVAL) {
 			t.Errorf("%s: LinuxCryptoInfo: %v", name, err)
-		}
-		if _, err := s.FreeBSDEnable(); !errors.Is(err, syscall.EINVAL) {
-			t.Errorf("%s: FreeBSDEnable: %v", name, err)
 		}
 	}
 }

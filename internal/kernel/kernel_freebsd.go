@@ -1,10 +1,8 @@
 package kernel
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -14,23 +12,13 @@ import (
 	"github.com/ktls-go/ktls/record"
 )
 
-// FreeBSD ktls(4) constants (sys/netinet/tcp.h, sys/sys/ktls.h); x/sys/unix
-// does not have them.
-const (
-	tcpTXTLSEnable   = 39 // TCP_TXTLS_ENABLE
-	tcpTXTLSMode     = 40 // TCP_TXTLS_MODE
-	tcpRXTLSEnable   = 41 // TCP_RXTLS_ENABLE
-	tcpRXTLSMode     = 42 // TCP_RXTLS_MODE
-	tlsSetRecordType = 1  // TLS_SET_RECORD_TYPE (cmsg at IPPROTO_TCP)
-	tlsGetRecord     = 2  // TLS_GET_RECORD (cmsg at IPPROTO_TCP)
-)
-
 // statSysctls are the kern.ipc.tls counters and settings Stats reports
 // (sys/kern/uipc_ktls.c). Names missing on a kernel are left out.
 var statSysctls = []string{
 	"kern.ipc.tls.enable",
 	"kern.ipc.tls.cbc_enable",
 	"kern.ipc.tls.maxlen",
+	"kern.ipc.mb_use_ext_pgs",
 	"kern.ipc.tls.tasks_active",
 	"kern.ipc.tls.stats.active",
 	"kern.ipc.tls.stats.enable_calls",
@@ -60,34 +48,30 @@ var statSysctls = []string{
 var supported = sync.OnceValue(probe)
 
 // Supported reports whether ktls(4) can take a connection here: nil if it
-// can, else an error saying why (kern.ipc.tls.enable=0, no crypto backend,
-// ...). It checks kern.ipc.tls.enable, then enables TX with a throwaway key
-// on a loopback TCP pair once, and caches the answer.
+// can, else an error saying why, naming the setting to change
+// (kern.ipc.tls.enable, kern.ipc.mb_use_ext_pgs, the ktls_ocf module). It
+// checks kern.ipc.tls.enable, then installs each version and AEAD in each
+// direction with a throwaway key on loopback TCP pairs until one is taken,
+// once, and caches the answer. Each connection then tries the kernel per
+// direction and falls back where it refuses, as on Linux.
 func Supported() error { return supported() }
 
 func probe() error {
 	b, err := unix.SysctlRaw("kern.ipc.tls.enable")
 	if err != nil {
-		return fmt.Errorf("kernel: no ktls(4) in this kernel: %w", err)
+		return fmt.Errorf("kernel: no ktls(4) in this kernel (no sysctl kern.ipc.tls.enable): %w", err)
 	}
 	if v, ok := sysctlValue(b); ok && v == 0 {
-		return fmt.Errorf("kernel: ktls(4) is off (sysctl kern.ipc.tls.enable=0): %w", syscall.ENOTSUP)
+		return fmt.Errorf("kernel: ktls(4) is off (sysctl kern.ipc.tls.enable=1 turns it on): %w", syscall.ENOTSUP)
 	}
-	rc, closeConn, err := probeConn()
-	if err != nil {
-		return fmt.Errorf("kernel: probing ktls(4): %w", err)
-	}
-	defer closeConn()
-	probeSession := &record.Session{
-		Version:     record.VersionTLS12,
-		CipherSuite: 0xc02f, // TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
-		Key:         make([]byte, 16),
-		IV:          make([]byte, 4),
-	}
-	if err := Enable(rc, TX, probeSession); err != nil {
-		return fmt.Errorf("kernel: ktls(4) unavailable: %w", err)
-	}
-	return nil
+	return freebsdProbe(func(d Direction, s *record.Session) error {
+		rc, closeConn, err := probeConn()
+		if err != nil {
+			return fmt.Errorf("kernel: probing ktls(4): %w", err)
+		}
+		defer closeConn()
+		return Enable(rc, d, s)
+	})
 }
 
 // Rekey reports whether the kernel can re-key a TLS 1.3 direction, as a
@@ -113,51 +97,24 @@ func Attach(c syscall.RawConn) error { return nil }
 // ENOTSUP (kern.ipc.tls.enable=0), ENXIO (TX with kern.ipc.mb_use_ext_pgs=0),
 // EOPNOTSUPP (no crypto backend).
 func Enable(c syscall.RawConn, d Direction, s *record.Session) error {
-	opt, name := tcpTXTLSEnable, "setsockopt TCP_TXTLS_ENABLE"
+	opt, name := freebsdTCPTXTLSEnable, "setsockopt TCP_TXTLS_ENABLE"
 	switch d {
 	case TX:
 	case RX:
-		opt, name = tcpRXTLSEnable, "setsockopt TCP_RXTLS_ENABLE"
+		opt, name = freebsdTCPRXTLSEnable, "setsockopt TCP_RXTLS_ENABLE"
 	default:
 		return fmt.Errorf("kernel: bad direction %v", d)
 	}
-	if unsafe.Sizeof(uintptr(0)) != 8 {
-		return fmt.Errorf("kernel: struct tls_enable on 32-bit FreeBSD: %w", errors.ErrUnsupported)
-	}
-	e, err := s.FreeBSDEnable()
+	e, err := newTLSEnable(s)
 	if err != nil {
 		return err
 	}
-	b := e.Marshal(bytesPtr(e.CipherKey), bytesPtr(e.IV), bytesPtr(e.AuthKey))
-	err = control(c, func(fd int) error {
-		if err := setsockoptBytes(fd, unix.IPPROTO_TCP, opt, b); err != nil {
-			return enableError(d, os.NewSyscallError(name, err))
+	return control(c, func(fd int) error {
+		if err := setsockopt(fd, unix.IPPROTO_TCP, opt, unsafe.Pointer(&e), unsafe.Sizeof(e)); err != nil {
+			return freebsdEnableError(d, os.NewSyscallError(name, err))
 		}
 		return nil
 	})
-	// The kernel copied the keys during setsockopt; keep them alive until then.
-	runtime.KeepAlive(e.CipherKey)
-	runtime.KeepAlive(e.IV)
-	runtime.KeepAlive(e.AuthKey)
-	return err
-}
-
-// enableError explains the errnos of TCP_TXTLS_ENABLE and TCP_RXTLS_ENABLE
-// (sys/kern/uipc_ktls.c); the result still wraps err. On FreeBSD ENOTSUP
-// and EOPNOTSUPP are the same errno.
-func enableError(d Direction, err error) error {
-	var why string
-	switch {
-	case errors.Is(err, unix.ENOTSUP):
-		why = "ktls(4) is off (kern.ipc.tls.enable=0) or has no crypto backend for this cipher suite (kern.ipc.tls.cbc_enable=0 for CBC)"
-	case errors.Is(err, unix.EALREADY):
-		why = "this direction already has a TLS session; ktls(4) cannot re-key"
-	case errors.Is(err, unix.ENXIO):
-		why = "ktls(4) TX needs unmapped mbufs (sysctl kern.ipc.mb_use_ext_pgs=1)"
-	default:
-		return err
-	}
-	return fmt.Errorf("kernel: enabling %v: %s: %w", d, why, err)
 }
 
 // SetTXMode switches the sending direction between software and device
@@ -174,36 +131,36 @@ func SetTXMode(c syscall.RawConn, conf Conf) error {
 		return fmt.Errorf("kernel: TX mode %v: %w", conf, syscall.EINVAL)
 	}
 	return control(c, func(fd int) error {
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, tcpTXTLSMode, mode); err != nil {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, freebsdTCPTXTLSMode, mode); err != nil {
 			return os.NewSyscallError("setsockopt TCP_TXTLS_MODE", err)
 		}
 		return nil
 	})
 }
 
-// bytesPtr is the address of b's first byte, 0 for an empty b. Go's heap does
-// not move, and the caller keeps b alive across the system call.
-func bytesPtr(b []byte) uint64 {
-	if len(b) == 0 {
-		return 0
-	}
-	return uint64(uintptr(unsafe.Pointer(&b[0])))
-}
-
 // SendRecord sends p as the payload of records of type typ (sendmsg with an
 // IPPROTO_TCP TLS_SET_RECORD_TYPE control message). It returns once all of p
 // is queued. An empty p asks for a zero-length record.
 func SendRecord(c syscall.RawConn, typ record.ContentType, p []byte) (int, error) {
-	return sendRecord(c, p, cmsg(unix.IPPROTO_TCP, tlsSetRecordType, []byte{byte(typ)}), unix.MSG_NOSIGNAL)
+	return sendRecord(c, p, cmsg(unix.IPPROTO_TCP, freebsdTLSSetRecordType, []byte{byte(typ)}), unix.MSG_NOSIGNAL)
 }
 
-// RecvRecord reads the payload of the next record, or the next part of it,
-// into p (recvmsg with room for a TLS_GET_RECORD control message holding
-// struct tls_get_record). Data without the control message is application
-// data. n == 0 with a control type is a zero-length record; n == 0 and
-// typ == 0 is the end of the stream. p must not be empty.
+// DataReadSafe reports whether read(2) on a socket with receive offload
+// returns application data only. It does not on FreeBSD: soreceive drops the
+// TLS_GET_RECORD control message and returns the payload of every record,
+// alert and handshake records included, as data. Every record must be read
+// with RecvRecord.
+const DataReadSafe = false
+
+// RecvRecord reads the next record's payload into p, which must hold
+// record.MaxPlaintext bytes (recvmsg with room for a TLS_GET_RECORD control
+// message holding struct tls_get_record): ktls(4) returns one whole record
+// per call, its type only with it. n == 0 with a type is a zero-length
+// record; n == 0 and typ == 0 is the end of the stream. A record without the
+// control message, or that did not fit (no MSG_EOR), is refused as OpenSSL's
+// FreeBSD ktls_read_record refuses it: EBADMSG or EMSGSIZE.
 func RecvRecord(c syscall.RawConn, p []byte) (typ record.ContentType, n int, err error) {
-	if len(p) == 0 {
+	if len(p) < record.MaxPlaintext {
 		return 0, 0, os.NewSyscallError("recvmsg", unix.EINVAL)
 	}
 	oob := make([]byte, unix.CmsgSpace(freebsdTLSGetRecordLen)+16)
@@ -211,24 +168,11 @@ func RecvRecord(c syscall.RawConn, p []byte) (typ record.ContentType, n int, err
 	if err != nil {
 		return 0, 0, err
 	}
-	if flags&unix.MSG_CTRUNC != 0 {
-		return 0, 0, os.NewSyscallError("recvmsg", unix.EIO)
+	t, eof, err := freebsdRecord(n, oob[:oobn], flags, int(unsafe.Sizeof(uintptr(0))))
+	if err != nil || eof {
+		return 0, 0, err
 	}
-	data, ok, err := findCmsg(oob[:oobn], unix.IPPROTO_TCP, tlsGetRecord)
-	if err != nil {
-		return 0, 0, fmt.Errorf("kernel: recvmsg control message: %w", err)
-	}
-	if ok {
-		r, err := parseTLSGetRecord(data)
-		if err != nil {
-			return 0, 0, err
-		}
-		return record.ContentType(r.Type), n, nil
-	}
-	if n == 0 {
-		return 0, 0, nil
-	}
-	return record.TypeApplicationData, n, nil
+	return record.ContentType(t), n, nil
 }
 
 // SocketInfo reports the ktls(4) mode of each direction (getsockopt
@@ -237,11 +181,11 @@ func RecvRecord(c syscall.RawConn, p []byte) (typ record.ContentType, n int, err
 func SocketInfo(c syscall.RawConn) (Info, error) {
 	var info Info
 	err := control(c, func(fd int) error {
-		tx, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, tcpTXTLSMode)
+		tx, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, freebsdTCPTXTLSMode)
 		if err != nil {
 			return os.NewSyscallError("getsockopt TCP_TXTLS_MODE", err)
 		}
-		rx, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, tcpRXTLSMode)
+		rx, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, freebsdTCPRXTLSMode)
 		if err != nil {
 			return os.NewSyscallError("getsockopt TCP_RXTLS_MODE", err)
 		}

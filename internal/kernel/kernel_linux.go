@@ -112,7 +112,7 @@ func Enable(c syscall.RawConn, d Direction, s *record.Session) error {
 	}
 	defer clear(info)
 	return control(c, func(fd int) error {
-		if err := setsockoptBytes(fd, unix.SOL_TLS, opt, info); err != nil {
+		if err := setsockopt(fd, unix.SOL_TLS, opt, unsafe.Pointer(&info[0]), uintptr(len(info))); err != nil {
 			return os.NewSyscallError(name, err)
 		}
 		return nil
@@ -162,6 +162,12 @@ func SendRecord(c syscall.RawConn, typ record.ContentType, p []byte) (int, error
 	}
 	return sendRecord(c, p, cmsg(unix.SOL_TLS, tlsSetRecordType, []byte{byte(typ)}), unix.MSG_NOSIGNAL)
 }
+
+// DataReadSafe reports whether read(2) on a socket with receive offload
+// returns application data only. It does on Linux: read(2) and splice(2)
+// fail (EIO, EINVAL) at a record of another type, which is then read with
+// RecvRecord.
+const DataReadSafe = true
 
 // RecvRecord reads the payload of the next record, or the next part of it,
 // into p (recvmsg with room for a TLS_GET_RECORD_TYPE control message). One

@@ -22,15 +22,12 @@ func control(c syscall.RawConn, f func(fd int) error) error {
 	return err
 }
 
-// setsockoptBytes is setsockopt(2) with a byte buffer. Unlike
-// unix.SetsockoptString it makes no copy, so the caller can wipe b (it holds
-// keys).
-func setsockoptBytes(fd, level, opt int, b []byte) error {
-	var p unsafe.Pointer
-	if len(b) > 0 {
-		p = unsafe.Pointer(&b[0])
-	}
-	_, _, e := unix.Syscall6(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt), uintptr(p), uintptr(len(b)), 0)
+// setsockopt is setsockopt(2) with the n bytes at p, a Go value that the
+// pointer keeps alive, pointers inside it included, until the call returns.
+// Unlike unix.SetsockoptString it makes no copy, so the caller can wipe the
+// value (it may hold keys).
+func setsockopt(fd, level, opt int, p unsafe.Pointer, n uintptr) error {
+	_, _, e := unix.Syscall6(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt), uintptr(p), n, 0)
 	if e != 0 {
 		return e
 	}
