@@ -125,7 +125,7 @@ proxy_check() {
 	local closed
 	waitfor 20 grep -q "^${pfx}.*msg=closed" "$log"
 	closed=$(grep "^${pfx}.*msg=closed" "$log" | tail -1)
-	if grep -q "tls_in=$size tls_out=$size splice_in=$splice splice_out=$splice truncated=false" <<<"$closed"; then
+	if grep -q "tls_in=$size tls_out=$size splice_in=$splice splice_out=$splice end=clean" <<<"$closed"; then
 		pass "$where proxy log: splice_in=$splice splice_out=$splice"
 	else
 		fail "$where proxy log" "want tls_in=tls_out=$size splice=$splice: ${closed:-no closed line}"

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ktls-go/ktls"
 	"github.com/ktls-go/ktls/internal/kernel"
+	"github.com/ktls-go/ktls/record"
 )
 
 const proxyUsage = `Usage: ktls proxy --listen ADDR --to ADDR [flags]
@@ -297,10 +298,9 @@ func (p *proxy) closeAll() {
 func (p *proxy) handle(ctx context.Context, c net.Conn) {
 	start := time.Now()
 	remote := c.RemoteAddr().String()
-	kc, plain, err := p.connect(ctx, c)
+	kc, plain, end, err := p.connect(ctx, c)
 	if err != nil {
-		c.Close()
-		p.logger.Info("connection failed", "remote", remote, "err", err)
+		p.logger.Info("connection failed", "remote", remote, "end", end, "err", err)
 		return
 	}
 	defer kc.Close()
@@ -311,100 +311,194 @@ func (p *proxy) handle(ctx context.Context, c net.Conn) {
 		p.logger.Debug("connection", "remote", remote, "tls", tls.VersionName(st.Version),
 			"suite", tls.CipherSuiteName(st.CipherSuite), "tx", tx.String(), "rx", rx.String())
 	}
-	r := relay(kc, plain, p.o.idle)
+	tlsSide := "client"
+	if p.o.upstreamTLS {
+		tlsSide = "upstream"
+	}
+	r := relay(kc, plain, tlsSide, p.o.idle)
 	p.logger.Debug("closed", "remote", remote, "tls_in", r.in, "tls_out", r.out,
-		"splice_in", rx.IsKernel(), "splice_out", tx.IsKernel(), "truncated", r.truncated, "duration", time.Since(start), "err", r.err)
+		"splice_in", rx.IsKernel(), "splice_out", tx.IsKernel(), "end", r.end, "duration", time.Since(start), "err", r.err)
 }
 
 // connect makes the TLS side and the plain side of the accepted conn c.
-func (p *proxy) connect(ctx context.Context, c net.Conn) (*ktls.Conn, net.Conn, error) {
+// When it fails, it has closed c so that the client cannot take the end
+// for a clean one (see abortTLS, abortPlain), and end says how it failed.
+func (p *proxy) connect(ctx context.Context, c net.Conn) (kc *ktls.Conn, plain net.Conn, end string, err error) {
 	if p.o.upstreamTLS {
-		dctx, cancel := context.WithTimeout(ctx, p.o.dialTimeout+p.o.handshakeTimeout)
+		dctx, cancel := context.WithTimeout(ctx, p.o.dialTimeout)
 		defer cancel()
-		kc, err := ktls.DialContext(dctx, "tcp", p.o.to, p.config)
+		var d net.Dialer
+		up, err := d.DialContext(dctx, "tcp", p.o.to)
 		if err != nil {
-			return nil, nil, fmt.Errorf("connecting to %s: %w", p.o.to, err)
+			abortPlain(c)
+			return nil, nil, endDial, err
 		}
-		return kc, c, nil
+		kc := ktls.Client(up, p.config)
+		hctx, cancel := context.WithTimeout(ctx, p.o.handshakeTimeout)
+		defer cancel()
+		if err := kc.HandshakeContext(hctx); err != nil {
+			up.Close()
+			abortPlain(c)
+			return nil, nil, endHandshake, fmt.Errorf("upstream handshake: %w", err)
+		}
+		return kc, c, "", nil
 	}
-	kc := ktls.Server(c, p.config)
+	kc = ktls.Server(c, p.config)
 	hctx, cancel := context.WithTimeout(ctx, p.o.handshakeTimeout)
 	defer cancel()
 	if err := kc.HandshakeContext(hctx); err != nil {
-		return nil, nil, fmt.Errorf("handshake: %w", err)
+		c.Close()
+		return nil, nil, endHandshake, fmt.Errorf("handshake: %w", err)
 	}
 	d := net.Dialer{Timeout: p.o.dialTimeout}
-	plain, err := d.DialContext(ctx, "tcp", p.o.to)
+	plain, err = d.DialContext(ctx, "tcp", p.o.to)
 	if err != nil {
-		kc.Close()
-		return nil, nil, err
+		abortTLS(kc)
+		return nil, nil, endDial, err
 	}
-	return kc, plain, nil
+	return kc, plain, "", nil
 }
+
+// How a connection ended, as its log line says (end=).
+const (
+	endClean     = "clean"           // both streams ended cleanly: close_notify on the TLS side, FIN on the plain side
+	endTruncated = "truncated_by_"   // + "client" or "upstream": a TLS stream ended without close_notify
+	endReset     = "reset"           // a peer reset its connection (ECONNRESET, EPIPE)
+	endIdle      = "idle_timeout"    // no data moved either way for --idle-timeout
+	endClosed    = "closed"          // closed by the proxy (shutdown)
+	endError     = "error"           // any other error
+	endDial      = "dial_error"      // the connection to --to failed
+	endHandshake = "handshake_error" // a TLS handshake failed or timed out
+)
 
 // relayResult is what relay moved: in is the TLS side's incoming
 // plaintext (copied to the plain side), out the plain side's bytes
 // (sent on the TLS side).
 type relayResult struct {
 	in, out int64
-	// truncated is set when the TLS side's stream ended without
-	// close_notify.
-	truncated bool
-	err       error
+	end     string // how the relay ended: endClean or the first other end
+	err     error
 }
 
-// errIdle ends a relay that saw no data for the idle timeout.
-var errIdle = errors.New("idle timeout")
+var (
+	// errIdle ends a relay that saw no data for the idle timeout.
+	errIdle = errors.New("idle timeout")
+	// errAborted ends the direction of a relay that the other one ended.
+	errAborted = errors.New("relay aborted")
+)
 
 // relay copies between kc and plain in both directions until both have
-// ended, passing a half-close on: the end of kc's stream becomes a
-// CloseWrite of plain and the other way round. An error in either direction
-// ends both. kc.WriteTo and kc.ReadFrom splice each direction the kernel
-// holds when plain is a TCP connection; in user space ReadFrom seals each
-// read in place and sends it at once.
-func relay(kc *ktls.Conn, plain net.Conn, idle time.Duration) relayResult {
+// ended. A clean end of one side's stream is passed on as one: the TLS
+// side's close_notify becomes a CloseWrite (FIN) of plain, plain's FIN a
+// close_notify, and the other direction goes on. Any other end of either
+// direction (a TLS stream ended without close_notify, a reset, a timeout,
+// an error) ends both abnormally, so that neither peer can take a
+// truncated stream for a complete one: the plain side is reset
+// (abortPlain) and the TLS side gets a fatal alert and no close_notify
+// (abortTLS). tlsSide names the peer on the TLS side, "client" or
+// "upstream", for r.end.
+//
+// kc.WriteTo and kc.ReadFrom splice each direction the kernel holds when
+// plain is a TCP connection; in user space ReadFrom seals each read in
+// place and sends it at once.
+func relay(kc *ktls.Conn, plain net.Conn, tlsSide string, idle time.Duration) relayResult {
 	var (
-		last atomic.Int64 // time of the last data moved, in Unix nanoseconds
-		r    relayResult
-		wg   sync.WaitGroup
-		once sync.Once
+		last    atomic.Int64 // time of the last data moved, in Unix nanoseconds
+		aborted atomic.Bool
+		r       relayResult
+		wg      sync.WaitGroup
+		once    sync.Once
 	)
 	last.Store(time.Now().UnixNano())
-	fail := func(err error) {
+	// abort ends both directions: closing plain ends the copies' reads from
+	// and writes to it, expired deadlines those on kc (pump sets no new
+	// ones once aborted is set), so that kc is left to this goroutine to
+	// end with an alert once both copies have returned.
+	abort := func(end string, err error) {
 		once.Do(func() {
-			r.err = err
-			kc.Close()
-			plain.Close()
+			r.end, r.err = end, err
+			aborted.Store(true)
+			abortPlain(plain)
+			kc.SetDeadline(time.Now())
 		})
 	}
-	wg.Add(2)
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		n, err := pump(func() (int64, error) { return kc.WriteTo(plain) }, kc, plain, idle, &last)
+		n, err := pump(func() (int64, error) { return kc.WriteTo(plain) }, kc, plain, idle, &last, &aborted)
 		r.in = n
-		if errors.Is(err, ktls.ErrTruncated) {
-			// The TLS peer closed TCP without close_notify: the plain
-			// side can only see a FIN either way.
-			r.truncated, err = true, nil
-		}
 		if err == nil {
 			err = closeWrite(plain)
 		}
 		if err != nil {
-			fail(fmt.Errorf("tls to plain: %w", err))
+			abort(endOf(err, tlsSide), fmt.Errorf("tls to plain: %w", err))
 		}
 	}()
-	n, err := pump(func() (int64, error) { return kc.ReadFrom(plain) }, plain, kc, idle, &last)
+	n, err := pump(func() (int64, error) { return kc.ReadFrom(plain) }, plain, kc, idle, &last, &aborted)
 	r.out = n
 	if err == nil {
 		err = kc.CloseWrite()
 	}
 	if err != nil {
-		fail(fmt.Errorf("plain to tls: %w", err))
+		abort(endOf(err, ""), fmt.Errorf("plain to tls: %w", err))
 	}
-	wg.Done()
 	wg.Wait()
+	if r.end == "" {
+		r.end = endClean
+	} else {
+		abortTLS(kc)
+	}
 	return r
+}
+
+// endOf classifies the error that ended a direction of a relay; tlsSide is
+// the peer on the TLS side when the direction reads from it.
+func endOf(err error, tlsSide string) string {
+	switch {
+	case errors.Is(err, ktls.ErrTruncated) && tlsSide != "":
+		return endTruncated + tlsSide
+	case errors.Is(err, errIdle):
+		return endIdle
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return endReset
+	case errors.Is(err, net.ErrClosed):
+		return endClosed
+	}
+	return endError
+}
+
+// abortTLS ends the TLS side of a connection that did not end cleanly,
+// when nothing else uses kc: it sends a fatal internal_error alert and
+// ends the TCP stream (FIN) before Close, so that no close_notify can go
+// out. The peer sees an error, never a clean end: the alert (crypto/tls:
+// "remote error: tls: internal error"), or, where the alert could not be
+// sent, the end of the stream without close_notify (ktls.ErrTruncated; some
+// stacks, crypto/tls among them, accept that as the end at a record
+// boundary).
+func abortTLS(kc *ktls.Conn) {
+	kc.SetWriteDeadline(time.Now().Add(alertTimeout))
+	kc.WriteRecord(record.TypeAlert, []byte{alertFatal, byte(record.AlertInternalError)})
+	closeWrite(kc.NetConn())
+	kc.Close()
+}
+
+const (
+	// alertFatal is the level of a fatal alert (RFC 8446, Section 6).
+	alertFatal = 2
+	// alertTimeout bounds the sending of an alert, as crypto/tls bounds
+	// that of close_notify.
+	alertTimeout = 5 * time.Second
+)
+
+// abortPlain ends the plain side of a connection that did not end
+// cleanly. A TCP connection is reset (SO_LINGER 0: RST), as a FIN would be
+// taken for the clean end of the stream. (A Unix socket has no reset: its
+// peer reads the end of the stream.)
+func abortPlain(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.Close()
 }
 
 // closeWrite shuts down the writing side of c (TCP FIN).
@@ -416,12 +510,12 @@ func closeWrite(c net.Conn) error {
 }
 
 // pump runs copy (one direction, from src to dst) until it returns without
-// error at the end of src's stream. With an idle timeout, src gets a read
-// deadline a quarter of it ahead so that copy returns now and then; dst
-// gets a write deadline of the whole timeout, so a peer that stops reading
-// ends the relay. pump gives up when no data moved either way (last) for
-// the idle timeout.
-func pump(copy func() (int64, error), src, dst net.Conn, idle time.Duration, last *atomic.Int64) (int64, error) {
+// error at the end of src's stream, or until aborted is set. With an idle
+// timeout, src gets a read deadline a quarter of it ahead so that copy
+// returns now and then; dst gets a write deadline of the whole timeout, so
+// a peer that stops reading ends the relay. pump gives up when no data
+// moved either way (last) for the idle timeout.
+func pump(copy func() (int64, error), src, dst net.Conn, idle time.Duration, last *atomic.Int64, aborted *atomic.Bool) (int64, error) {
 	var total int64
 	for {
 		start := time.Now()
@@ -429,11 +523,20 @@ func pump(copy func() (int64, error), src, dst net.Conn, idle time.Duration, las
 			src.SetReadDeadline(start.Add(idle / 4))
 			dst.SetWriteDeadline(start.Add(idle))
 		}
+		// After the deadlines: abort sets aborted before it expires
+		// them, so either this sees aborted or copy sees expired
+		// deadlines.
+		if aborted.Load() {
+			return total, errAborted
+		}
 		n, err := copy()
 		total += n
 		now := time.Now()
 		if n > 0 {
 			last.Store(now.UnixNano())
+		}
+		if aborted.Load() {
+			return total, errAborted
 		}
 		if err == nil || idle == 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return total, err

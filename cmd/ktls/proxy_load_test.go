@@ -259,7 +259,7 @@ func testProxyLoad(t *testing.T, cfg loadConfig) {
 			switch {
 			case strings.Contains(line, "msg=closed "):
 				closed++
-				if strings.Contains(line, "truncated=false") && strings.Contains(line, "err=<nil>") {
+				if strings.Contains(line, " end=clean ") && strings.Contains(line, "err=<nil>") {
 					clean++
 				}
 				if strings.Contains(line, "splice_in=true splice_out=true") {
