@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -24,8 +26,9 @@ const proxyUsage = `Usage: ktls proxy --listen ADDR --to ADDR [flags]
 
 Relay TCP connections between a TLS side and a plain side. By default the
 proxy terminates TLS: it accepts TLS connections on --listen and connects
-to the plain TCP backend --to. With --upstream-tls it works the other way:
-it accepts plain TCP on --listen and connects to --to as a TLS client.
+to the plain TCP backend --to (HOST:PORT, or unix:PATH for a Unix socket).
+With --upstream-tls it works the other way: it accepts plain TCP on
+--listen and connects to --to as a TLS client.
 
 After each handshake the TLS side's directions go to the kernel when it has
 kernel TLS (else to ktls's user-space record layer), and the bytes are
@@ -33,6 +36,15 @@ copied with splice(2) in each direction the kernel holds: they never enter
 user space. A half-close is passed on: when one side ends its stream
 (close_notify on the TLS side, FIN on the plain side) the other side's
 sending direction is ended the same way, and the other direction goes on.
+Any other end (a TLS stream ended without close_notify, a reset, a timeout,
+a failed connection to --to) ends both directions: the TLS side gets an
+internal_error alert and no close_notify, the plain side a TCP reset, so
+that no peer takes a truncated stream for a complete one.
+
+Each connection is logged on one line when it ends (level info): remote,
+upstream, end (clean, truncated_by_client, truncated_by_upstream, reset,
+idle_timeout, write_timeout, dial_error, handshake_error, closed, error),
+from_client and to_client (bytes), duration, tls, suite, tx, rx, err.
 
 Without --cert and --key, a self-signed ECDSA P-256 certificate is made at
 start. SIGINT or SIGTERM stops accepting and waits --shutdown-timeout for
@@ -53,6 +65,7 @@ type proxyOptions struct {
 	tx, rx           ktls.Offload
 	maxConns         int
 	idle             time.Duration
+	write            time.Duration
 	handshakeTimeout time.Duration
 	dialTimeout      time.Duration
 	grace            time.Duration
@@ -65,7 +78,7 @@ func proxyFlags(w io.Writer) (*flag.FlagSet, *proxyOptions) {
 	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.listen, "listen", "", "accept connections on `HOST:PORT` (required)")
-	fs.StringVar(&o.to, "to", "", "connect each one to `HOST:PORT` (required)")
+	fs.StringVar(&o.to, "to", "", "connect each one to `HOST:PORT`, or to the Unix socket unix:PATH (required)")
 	fs.BoolVar(&o.upstreamTLS, "upstream-tls", false, "accept plain TCP and connect to --to with TLS, instead of the reverse")
 	fs.StringVar(&o.certFile, "cert", "", "certificate chain `FILE` (PEM) of the TLS listener; needs --key")
 	fs.StringVar(&o.keyFile, "key", "", "private key `FILE` (PEM); needs --cert")
@@ -76,10 +89,11 @@ func proxyFlags(w io.Writer) (*flag.FlagSet, *proxyOptions) {
 	fs.Func("rx", "where the TLS side's receiving direction goes, `MODE` as for --tx (default auto)", offloadFlag(&o.rx))
 	fs.IntVar(&o.maxConns, "max-conns", 1024, "at most `N` connections at once; more are closed at once")
 	fs.DurationVar(&o.idle, "idle-timeout", 5*time.Minute, "close a connection when no data moved either way for `DURATION` (0: never)")
+	fs.DurationVar(&o.write, "write-timeout", time.Minute, "close a connection when a peer has not taken the data sent to it for `DURATION` (0: only --idle-timeout bounds it)")
 	fs.DurationVar(&o.handshakeTimeout, "handshake-timeout", 10*time.Second, "limit each TLS handshake to `DURATION`")
 	fs.DurationVar(&o.dialTimeout, "dial-timeout", 10*time.Second, "limit each connection to --to to `DURATION`")
 	fs.DurationVar(&o.grace, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, wait this `DURATION` for open connections")
-	fs.TextVar(&o.level, "log-level", slog.LevelInfo, "log `LEVEL`: debug, info, warn or error; debug logs every connection (tx=MODE rx=MODE, bytes)")
+	fs.TextVar(&o.level, "log-level", slog.LevelInfo, "log `LEVEL`: debug, info, warn or error; info logs one line per connection")
 	fs.Usage = func() {
 		fmt.Fprint(w, proxyUsage)
 		printFlags(w, fs)
@@ -113,13 +127,79 @@ func (o *proxyOptions) check(pos []string) error {
 		return errors.New("--insecure and --ca exclude each other")
 	case o.maxConns < 1:
 		return errors.New("--max-conns must be at least 1")
-	case o.idle < 0 || o.handshakeTimeout <= 0 || o.dialTimeout <= 0:
-		return errors.New("timeouts must be positive (--idle-timeout may be 0)")
+	case o.idle < 0 || o.write < 0 || o.handshakeTimeout <= 0 || o.dialTimeout <= 0:
+		return errors.New("timeouts must be positive (--idle-timeout and --write-timeout may be 0)")
 	}
-	if _, _, err := net.SplitHostPort(o.to); err != nil {
-		return fmt.Errorf("--to: %w", err)
+	if err := checkAddr(o.listen, true); err != nil {
+		return fmt.Errorf("--listen %s: %w; want HOST:PORT (e.g. 127.0.0.1:8443, or :8443 for all addresses)", o.listen, err)
+	}
+	if path, ok := strings.CutPrefix(o.to, "unix:"); ok {
+		switch {
+		case path == "":
+			return errors.New("--to unix:PATH needs the path of a socket")
+		case o.upstreamTLS && o.serverName == "" && !o.insecure:
+			return errors.New("--to unix:PATH with --upstream-tls needs --server-name (or --insecure)")
+		}
+		return nil
+	}
+	if err := checkAddr(o.to, false); err != nil {
+		return fmt.Errorf("--to %s: %w; want HOST:PORT or unix:PATH", o.to, err)
 	}
 	return nil
+}
+
+// checkAddr checks a HOST:PORT address: a port number (1 to 65535; 0 too
+// for a listener, which takes a free port) or service name, and a host
+// that is empty (all addresses, or this machine), an IP address or a DNS
+// name.
+func checkAddr(addr string, listen bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		if ae, ok := err.(*net.AddrError); ok {
+			err = errors.New(ae.Err)
+		}
+		return err
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err == nil {
+		if n == 0 && !listen {
+			return errors.New("port 0")
+		}
+	} else if _, lerr := net.LookupPort("tcp", port); lerr != nil || port == "" || port[0] >= '0' && port[0] <= '9' {
+		return fmt.Errorf("bad port %q: want 0 to 65535 or a service name", port)
+	}
+	if host == "" || net.ParseIP(strings.SplitN(host, "%", 2)[0]) != nil || validHostname(host) {
+		return nil
+	}
+	return fmt.Errorf("bad host %q: want an IP address or a DNS name", host)
+}
+
+// validHostname reports whether s is a DNS name: dot-separated labels of
+// letters, digits, '-' and '_' (1 to 63 bytes, not starting or ending with
+// '-'), at most 253 bytes in all, an optional final dot.
+func validHostname(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range []byte(label) {
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// upstream returns the network and address to dial for --to.
+func (o *proxyOptions) upstream() (network, addr string) {
+	if path, ok := strings.CutPrefix(o.to, "unix:"); ok {
+		return "unix", path
+	}
+	return "tcp", o.to
 }
 
 // proxy is a running ktls proxy.
@@ -171,7 +251,7 @@ func (o *proxyOptions) run(ctx context.Context, onStop func(), logger *slog.Logg
 		side = "upstream"
 	}
 	attrs := []any{"listen", ln.Addr().String(), "to", o.to, "tls", side, "tx", o.tx.String(), "rx", o.rx.String(),
-		"max_conns", o.maxConns, "idle_timeout", o.idle}
+		"max_conns", o.maxConns, "idle_timeout", o.idle, "write_timeout", o.write}
 	if kernelErr == nil {
 		attrs = append(attrs, "kernel_tls", "available")
 	} else {
@@ -294,41 +374,57 @@ func (p *proxy) closeAll() {
 	}
 }
 
-// handle sets up both sides of one accepted connection and relays.
+// handle sets up both sides of one accepted connection, relays, and logs
+// one line for it at level info when it ends: the client's address, the
+// upstream, how it ended (see the end* constants), the bytes that came
+// from the client and went to it, the duration, the TLS version and suite
+// and where each direction of the TLS side ran (tx, rx: the TLS side's
+// sending and receiving directions), and the error that ended it.
 func (p *proxy) handle(ctx context.Context, c net.Conn) {
 	start := time.Now()
-	remote := c.RemoteAddr().String()
+	attrs := []slog.Attr{slog.String("remote", c.RemoteAddr().String()), slog.String("upstream", p.o.to)}
+	var r relayResult
 	kc, plain, end, err := p.connect(ctx, c)
 	if err != nil {
-		p.logger.Info("connection failed", "remote", remote, "end", end, "err", err)
-		return
+		r.end, r.err = end, err
+	} else {
+		defer kc.Close()
+		defer plain.Close()
+		tlsSide := "client"
+		if p.o.upstreamTLS {
+			tlsSide = "upstream"
+		}
+		r = relay(kc, plain, tlsSide, timeouts{idle: p.o.idle, write: p.o.write})
 	}
-	defer kc.Close()
-	defer plain.Close()
-	tx, rx := kc.Mode()
-	if p.logger.Enabled(ctx, slog.LevelDebug) {
-		st := kc.ConnectionState()
-		p.logger.Debug("connection", "remote", remote, "tls", tls.VersionName(st.Version),
-			"suite", tls.CipherSuiteName(st.CipherSuite), "tx", tx.String(), "rx", rx.String())
-	}
-	tlsSide := "client"
+	// in is what came in on the TLS side, out what went out on it.
+	fromClient, toClient := r.in, r.out
 	if p.o.upstreamTLS {
-		tlsSide = "upstream"
+		fromClient, toClient = r.out, r.in
 	}
-	r := relay(kc, plain, tlsSide, p.o.idle)
-	p.logger.Debug("closed", "remote", remote, "tls_in", r.in, "tls_out", r.out,
-		"splice_in", rx.IsKernel(), "splice_out", tx.IsKernel(), "end", r.end, "duration", time.Since(start), "err", r.err)
+	attrs = append(attrs, slog.String("end", r.end), slog.Int64("from_client", fromClient), slog.Int64("to_client", toClient),
+		slog.Duration("duration", time.Since(start)))
+	if kc != nil {
+		st := kc.ConnectionState()
+		tx, rx := kc.Mode()
+		attrs = append(attrs, slog.String("tls", tls.VersionName(st.Version)), slog.String("suite", tls.CipherSuiteName(st.CipherSuite)),
+			slog.String("tx", tx.String()), slog.String("rx", rx.String()))
+	}
+	if r.err != nil {
+		attrs = append(attrs, slog.Any("err", r.err))
+	}
+	p.logger.LogAttrs(ctx, slog.LevelInfo, "connection", attrs...)
 }
 
 // connect makes the TLS side and the plain side of the accepted conn c.
 // When it fails, it has closed c so that the client cannot take the end
 // for a clean one (see abortTLS, abortPlain), and end says how it failed.
 func (p *proxy) connect(ctx context.Context, c net.Conn) (kc *ktls.Conn, plain net.Conn, end string, err error) {
+	network, addr := p.o.upstream()
 	if p.o.upstreamTLS {
 		dctx, cancel := context.WithTimeout(ctx, p.o.dialTimeout)
 		defer cancel()
 		var d net.Dialer
-		up, err := d.DialContext(dctx, "tcp", p.o.to)
+		up, err := d.DialContext(dctx, network, addr)
 		if err != nil {
 			abortPlain(c)
 			return nil, nil, endDial, err
@@ -351,7 +447,7 @@ func (p *proxy) connect(ctx context.Context, c net.Conn) (kc *ktls.Conn, plain n
 		return nil, nil, endHandshake, fmt.Errorf("handshake: %w", err)
 	}
 	d := net.Dialer{Timeout: p.o.dialTimeout}
-	plain, err = d.DialContext(ctx, "tcp", p.o.to)
+	plain, err = d.DialContext(ctx, network, addr)
 	if err != nil {
 		abortTLS(kc)
 		return nil, nil, endDial, err
@@ -365,6 +461,7 @@ const (
 	endTruncated = "truncated_by_"   // + "client" or "upstream": a TLS stream ended without close_notify
 	endReset     = "reset"           // a peer reset its connection (ECONNRESET, EPIPE)
 	endIdle      = "idle_timeout"    // no data moved either way for --idle-timeout
+	endWrite     = "write_timeout"   // a peer did not take the data sent to it for --write-timeout
 	endClosed    = "closed"          // closed by the proxy (shutdown)
 	endError     = "error"           // any other error
 	endDial      = "dial_error"      // the connection to --to failed
@@ -383,6 +480,9 @@ type relayResult struct {
 var (
 	// errIdle ends a relay that saw no data for the idle timeout.
 	errIdle = errors.New("idle timeout")
+	// errWrite ends a relay whose peer did not take data for the write
+	// timeout.
+	errWrite = errors.New("write timeout: the peer does not read")
 	// errAborted ends the direction of a relay that the other one ended.
 	errAborted = errors.New("relay aborted")
 )
@@ -401,7 +501,7 @@ var (
 // kc.WriteTo and kc.ReadFrom splice each direction the kernel holds when
 // plain is a TCP connection; in user space ReadFrom seals each read in
 // place and sends it at once.
-func relay(kc *ktls.Conn, plain net.Conn, tlsSide string, idle time.Duration) relayResult {
+func relay(kc *ktls.Conn, plain net.Conn, tlsSide string, t timeouts) relayResult {
 	var (
 		last    atomic.Int64 // time of the last data moved, in Unix nanoseconds
 		aborted atomic.Bool
@@ -425,7 +525,7 @@ func relay(kc *ktls.Conn, plain net.Conn, tlsSide string, idle time.Duration) re
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		n, err := pump(func() (int64, error) { return kc.WriteTo(plain) }, kc, plain, idle, &last, &aborted)
+		n, err := pump(func() (int64, error) { return kc.WriteTo(plain) }, kc, plain, t, &last, &aborted)
 		r.in = n
 		if err == nil {
 			err = closeWrite(plain)
@@ -434,7 +534,7 @@ func relay(kc *ktls.Conn, plain net.Conn, tlsSide string, idle time.Duration) re
 			abort(endOf(err, tlsSide), fmt.Errorf("tls to plain: %w", err))
 		}
 	}()
-	n, err := pump(func() (int64, error) { return kc.ReadFrom(plain) }, plain, kc, idle, &last, &aborted)
+	n, err := pump(func() (int64, error) { return kc.ReadFrom(plain) }, plain, kc, t, &last, &aborted)
 	r.out = n
 	if err == nil {
 		err = kc.CloseWrite()
@@ -459,6 +559,8 @@ func endOf(err error, tlsSide string) string {
 		return endTruncated + tlsSide
 	case errors.Is(err, errIdle):
 		return endIdle
+	case errors.Is(err, errWrite):
+		return endWrite
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
 		return endReset
 	case errors.Is(err, net.ErrClosed):
@@ -509,19 +611,36 @@ func closeWrite(c net.Conn) error {
 	return c.Close()
 }
 
+// timeouts are the limits of a relay (0: none). idle ends it when no data
+// moved either way for that long; write when a peer has not taken the data
+// sent to it for that long (a reader that stopped), which idle also bounds
+// when write is 0.
+type timeouts struct{ idle, write time.Duration }
+
 // pump runs copy (one direction, from src to dst) until it returns without
-// error at the end of src's stream, or until aborted is set. With an idle
-// timeout, src gets a read deadline a quarter of it ahead so that copy
-// returns now and then; dst gets a write deadline of the whole timeout, so
-// a peer that stops reading ends the relay. pump gives up when no data
-// moved either way (last) for the idle timeout.
-func pump(copy func() (int64, error), src, dst net.Conn, idle time.Duration, last *atomic.Int64, aborted *atomic.Bool) (int64, error) {
+// error at the end of src's stream, or until aborted is set. With
+// timeouts, src gets a read deadline a quarter of the shorter one ahead,
+// so that copy returns now and then while src is quiet, and dst a write
+// deadline of the write timeout (else the idle one): only a write that
+// made no progress all that time (a blocked write outlives the read
+// deadline) returns after it, errWrite (errIdle). pump also gives up when
+// no data moved either way (last) for the idle timeout.
+func pump(copy func() (int64, error), src, dst net.Conn, t timeouts, last *atomic.Int64, aborted *atomic.Bool) (int64, error) {
+	wlimit, werr := t.write, errWrite
+	if wlimit == 0 {
+		wlimit, werr = t.idle, errIdle
+	}
+	tick := t.idle
+	if tick == 0 || wlimit > 0 && wlimit < tick {
+		tick = wlimit
+	}
+	tick /= 4
 	var total int64
 	for {
 		start := time.Now()
-		if idle > 0 {
-			src.SetReadDeadline(start.Add(idle / 4))
-			dst.SetWriteDeadline(start.Add(idle))
+		if tick > 0 {
+			src.SetReadDeadline(start.Add(tick))
+			dst.SetWriteDeadline(start.Add(wlimit))
 		}
 		// After the deadlines: abort sets aborted before it expires
 		// them, so either this sees aborted or copy sees expired
@@ -538,10 +657,13 @@ func pump(copy func() (int64, error), src, dst net.Conn, idle time.Duration, las
 		if aborted.Load() {
 			return total, errAborted
 		}
-		if err == nil || idle == 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		if err == nil || tick == 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return total, err
 		}
-		if now.Sub(start) >= idle || now.Sub(time.Unix(0, last.Load())) >= idle {
+		if now.Sub(start) >= wlimit {
+			return total, werr
+		}
+		if t.idle > 0 && now.Sub(time.Unix(0, last.Load())) >= t.idle {
 			return total, errIdle
 		}
 	}
