@@ -67,7 +67,7 @@ func memUsage() (rss, heap int64) {
 // measureMemory runs one round of the memory scenario of job j.
 func (r *runner) measureMemory(ctx context.Context, j *job) (sample, error) {
 	n := r.o.MemConns
-	ctx, cancel := context.WithTimeout(ctx, time.Minute+time.Duration(n)*50*time.Millisecond)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute+time.Duration(n)*200*time.Millisecond)
 	defer cancel()
 	srv := childSpec{Role: roleHTTPServer, Engine: j.engine, Method: j.method, Dir: r.dir}
 	server, err := r.start(ctx, srv, nil)
