@@ -66,19 +66,29 @@ if ! grep -qw tls /proc/sys/net/ipv4/tcp_available_ulp 2>/dev/null && ! modprobe
 	echo "this host kernel has no kernel TLS: TestKernel* run in the lab below"
 	skip=(-skip '^TestKernel')
 fi
-hostlog=$(mktemp)
+# The full log is kept (in .test-logs/, ignored by git) so that a failure
+# can be read afterwards; only the newest ten are kept.
+mkdir -p .test-logs
+hostlog=.test-logs/host-$(date -u +%Y%m%dT%H%M%SZ).log
+ls -1t .test-logs/host-*.log 2>/dev/null | tail -n +10 | xargs -r rm -f
 go test -race -count=1 -v "${skip[@]}" ./... >"$hostlog" 2>&1
 rc=$?
 grep -E '^(ok|FAIL|\?|panic:|--- FAIL|    --- FAIL)' "$hostlog"
 if [ $rc -ne 0 ]; then
-	grep -B2 -A30 -E '^(--- FAIL|panic:)' "$hostlog" | head -300
+	# The output of each failing test: go test -v prints a test's lines
+	# after its "=== RUN/NAME/CONT" header, up to the next header.
+	awk '
+		NR == FNR { if (match($0, /^ *--- FAIL: [^ ]+/)) { f = substr($0, RSTART, RLENGTH); sub(/^ *--- FAIL: /, "", f); fail[f] = 1 } next }
+		/^=== (RUN|NAME|CONT|PAUSE)/ { show = ($3 in fail); n = 0 }
+		/^panic:/ { show = 1; n = 0 }
+		show && n++ < 300 { print }
+	' "$hostlog" "$hostlog"
 	failed "host tests"
 fi
 hp=$(grep -cE '^ *--- PASS' "$hostlog")
 hf=$(grep -cE '^ *--- FAIL' "$hostlog")
 hs=$(grep -cE '^ *--- SKIP' "$hostlog")
-echo "host: $hp passed, $hf failed, $hs skipped"
-rm -f "$hostlog"
+echo "host: $hp passed, $hf failed, $hs skipped; full log: $hostlog"
 
 step "BoGo on the host (scripts/bogo.sh host: BoringSSL's runner, user-space engine)"
 bogolog=$(mktemp)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -16,12 +17,21 @@ const maxBatch = 16
 // Writer writes protected records to an underlying writer, typically the TCP
 // connection of a direction whose record layer runs in user space. It is not
 // safe for concurrent use.
+//
+// A Writer holds no buffer between calls: each call takes one from a pool
+// shared by all Writers and gives it back before it returns, as crypto/tls
+// does with its output buffer, so that a connection that sent a large
+// response once does not keep 16 records' worth of memory for its life.
 type Writer struct {
 	w   io.Writer
 	s   *Sealer
-	buf []byte // sealed records not yet written; reused
-	err error  // sticky: once records are lost the stream is broken
+	bp  *[]byte // the pooled buffer of the call in progress
+	buf []byte  // sealed records not yet written: *bp's, during a call
+	err error   // sticky: once records are lost the stream is broken
 }
+
+// bufPool holds the Writers' buffers between calls.
+var bufPool = sync.Pool{New: func() any { return new([]byte) }}
 
 // NewWriter returns a Writer sealing with s and writing to w.
 func NewWriter(w io.Writer, s *Sealer) *Writer {
@@ -34,7 +44,7 @@ func NewWriter(w io.Writer, s *Sealer) *Writer {
 // time to the underlying writer in a single Write call, which is one
 // write(2) on a net.Conn: the records lie back to back in one buffer, so a
 // single contiguous write does what a writev of the records would do. The
-// buffer is kept, so that Write does not allocate in steady state. An empty
+// buffer comes from a pool, so that Write does not allocate in steady state. An empty
 // p writes nothing (WriteRecord writes an empty record). Write returns when
 // all of p has been written or on the first error; after an error the
 // Writer is unusable, as records it sealed may be lost.
@@ -42,10 +52,15 @@ func (w *Writer) Write(p []byte) (n int, err error) {
 	if w.err != nil {
 		return 0, w.err
 	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	records := min((len(p)+MaxPlaintext-1)/MaxPlaintext, maxBatch)
+	w.getBuf(min(len(p), records*MaxPlaintext) + records*w.s.Overhead())
+	defer w.putBuf()
 	for len(p) > 0 {
 		records := min((len(p)+MaxPlaintext-1)/MaxPlaintext, maxBatch)
 		batch := min(len(p), records*MaxPlaintext)
-		w.grow(batch + records*w.s.Overhead())
 		sealed := 0
 		var serr error
 		for sealed < batch {
@@ -75,17 +90,21 @@ func (w *Writer) Write(p []byte) (n int, err error) {
 // must copy a TLS 1.3 payload to append its inner content type). While reads
 // fill whole records, as from a file, up to 16 records are batched into one
 // write; a short read sends what has been read at once, so that data from a
-// stream is not held back. ReadFrom returns the number of bytes read from r
-// and written, and the first error other than io.EOF.
+// stream is not held back. The buffer holds one record for a source that may
+// block (a socket, a pipe) and no more records than an io.LimitedReader has
+// left. ReadFrom returns the number of bytes read from r and written, and the
+// first error other than io.EOF.
 func (w *Writer) ReadFrom(r io.Reader) (n int64, err error) {
 	if w.err != nil {
 		return 0, w.err
 	}
 	off, slot := w.s.PayloadOffset(), MaxPlaintext+w.s.Overhead()
-	w.grow(maxBatch * slot)
-	// Records from a source that may block (a socket, a pipe) go out after
-	// each read, so that a stream never waits in the buffer for more input.
-	batching := readsWithoutBlocking(r)
+	records := readFromBatch(r)
+	// Records from a source that may block go out after each read, so
+	// that a stream never waits in the buffer for more input.
+	batching := records > 1
+	w.getBuf(records * slot)
+	defer w.putBuf()
 	for {
 		var rerr, serr error
 		batch := 0
@@ -128,7 +147,8 @@ func (w *Writer) WriteRecord(typ ContentType, p []byte) error {
 	if w.err != nil {
 		return w.err
 	}
-	w.grow(len(p) + w.s.Overhead())
+	w.getBuf(len(p) + w.s.Overhead())
+	defer w.putBuf()
 	var err error
 	if w.buf, err = w.s.Seal(w.buf, typ, p); err != nil {
 		return err // nothing was sealed; the stream is intact
@@ -140,12 +160,33 @@ func (w *Writer) WriteRecord(typ ContentType, p []byte) error {
 // TLS 1.3 connection does after sending a KeyUpdate.
 func (w *Writer) SetSealer(s *Sealer) { w.s = s }
 
-// grow makes sure w.buf is empty and can hold n bytes.
-func (w *Writer) grow(n int) {
-	if cap(w.buf) < n {
-		w.buf = make([]byte, 0, n)
+// getBuf sets w.buf to an empty buffer from bufPool that can hold n bytes.
+func (w *Writer) getBuf(n int) {
+	w.bp = bufPool.Get().(*[]byte)
+	if cap(*w.bp) < n {
+		*w.bp = make([]byte, 0, n)
 	}
-	w.buf = w.buf[:0]
+	w.buf = (*w.bp)[:0]
+}
+
+// putBuf gives w.buf back to bufPool.
+func (w *Writer) putBuf() {
+	*w.bp = w.buf[:0]
+	bufPool.Put(w.bp)
+	w.bp, w.buf = nil, nil
+}
+
+// readFromBatch returns the number of records ReadFrom seals before it
+// writes them: one for a source that may block, else up to maxBatch, and
+// no more than an io.LimitedReader has left to read.
+func readFromBatch(r io.Reader) int {
+	if !readsWithoutBlocking(r) {
+		return 1
+	}
+	if lr, ok := r.(*io.LimitedReader); ok {
+		return int(max(1, min(maxBatch, (lr.N+MaxPlaintext-1)/MaxPlaintext)))
+	}
+	return maxBatch
 }
 
 // flush writes the sealed records in w.buf.
@@ -169,9 +210,10 @@ const (
 	// size plus a chunk.
 	readBufSize = readChunk + HeaderLen + maxCiphertext12
 	// readBufStart is the size a Reader's buffer starts at: enough for the
-	// small records of a short exchange, so that a connection that moves
-	// little does not allocate and clear the full size.
-	readBufStart = 4096
+	// small records of a short exchange (an HTTP request), so that a
+	// connection that moves little, or waits idle for its next request,
+	// holds no more than crypto/tls would.
+	readBufStart = 1024
 )
 
 // Reader reads protected records from an underlying reader, typically the

@@ -122,13 +122,14 @@ proxy_check() {
 	else
 		fail "$where proxy 50MiB each way" "$out"
 	fi
-	local closed
-	waitfor 20 grep -q "^${pfx}.*msg=closed" "$log"
-	closed=$(grep "^${pfx}.*msg=closed" "$log" | tail -1)
-	if grep -q "tls_in=$size tls_out=$size splice_in=$splice splice_out=$splice truncated=false" <<<"$closed"; then
-		pass "$where proxy log: splice_in=$splice splice_out=$splice"
+	local closed modes="tx=user rx=user"
+	[ "$splice" = true ] && modes="tx=kernel-[a-z]+ rx=kernel-[a-z]+"
+	waitfor 20 grep -q "^${pfx}.*msg=connection .*end=" "$log"
+	closed=$(grep "^${pfx}.*msg=connection .*end=" "$log" | tail -1)
+	if grep -qE "end=clean from_client=$size to_client=$size .*$modes" <<<"$closed"; then
+		pass "$where proxy log: end=clean, $modes (spliced: $splice)"
 	else
-		fail "$where proxy log" "want tls_in=tls_out=$size splice=$splice: ${closed:-no closed line}"
+		fail "$where proxy log" "want end=clean from_client=to_client=$size $modes: ${closed:-no connection line}"
 	fi
 }
 

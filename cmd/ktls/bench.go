@@ -29,7 +29,10 @@ sendfile and splice from a TCP socket (only where the kernel has TLS); for
 TLS 1.2 and 1.3 with AES-128-GCM, AES-256-GCM and ChaCha20-Poly1305 where
 they can be selected. Also handshake (+ hand-off) against a crypto/tls
 handshake, and ktls serve's file server against net/http + crypto/tls on a
-large file (throughput) and a 4 KiB file (requests per second).
+large file (throughput) and a 4 KiB file (requests per second), and its
+memory: --mem-conns keep-alive connections, idle after the handshake, after
+a 1 KiB GET and after a 300 KiB GET, the server's resident set and Go heap
+per connection (after garbage collection) against net/http + crypto/tls.
 
 Each sender and each receiver runs in its own process (this program,
 re-executed), so that CPU time is attributed to one side. Values are medians
@@ -56,6 +59,7 @@ type benchOptions struct {
 	duration    time.Duration
 	rounds      int
 	concurrency int
+	memConns    int
 	run         string
 	cpuprofile  string
 }
@@ -77,6 +81,7 @@ func benchFlags(w io.Writer) (*flag.FlagSet, *benchOptions) {
 	fs.DurationVar(&o.duration, "duration", 2*time.Second, "how long the handshake and 4 KiB HTTP scenarios run, `DURATION`")
 	fs.IntVar(&o.rounds, "rounds", 3, "run every path `N` times, interleaved")
 	fs.IntVar(&o.concurrency, "concurrency", 8, "`N` concurrent clients in the 4 KiB HTTP scenario")
+	fs.IntVar(&o.memConns, "mem-conns", 2000, "`N` keep-alive connections in the memory scenario")
 	fs.StringVar(&o.run, "run", "", "measure only the paths whose name (as in the table: engine path version suite) contains one of the comma-separated `STRINGS`, and their baselines")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of every sender and receiver process into `DIR` (go tool pprof)")
 	fs.Usage = func() {
@@ -192,6 +197,8 @@ func (o *benchOptions) check(given map[string]bool) error {
 		return errors.New("--rounds must be positive")
 	case o.concurrency <= 0:
 		return errors.New("--concurrency must be positive")
+	case o.memConns <= 0:
+		return errors.New("--mem-conns must be positive")
 	case o.writeSize > 1<<30:
 		return errors.New("--write-size must be at most 1GiB")
 	case o.json && o.markdown:
@@ -223,6 +230,7 @@ func (o *benchOptions) results(ctx context.Context, stderr io.Writer) ([]bench.R
 		Duration:    o.duration,
 		Rounds:      o.rounds,
 		Concurrency: o.concurrency,
+		MemConns:    o.memConns,
 		Command:     []string{exe, "bench"},
 		ProfileDir:  o.cpuprofile,
 	}

@@ -82,10 +82,58 @@ func TestBenchSmoke(t *testing.T) {
 	}
 }
 
+// TestBenchMemory runs the memory scenario with a few connections and
+// checks that every engine reports each state, in the JSON and the table;
+// it asserts nothing about the numbers.
+func TestBenchMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"bench", "--run", "memory", "--rounds", "1", "--mem-conns", "20", "--json"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("ktls bench: exit %d\n%s", code, stderr.String())
+	}
+	results, err := bench.ReadJSON(&stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	engines := map[string]bool{}
+	for _, r := range results {
+		if !r.Available {
+			continue
+		}
+		engines[r.Engine] = true
+		if r.Path != bench.MethodMemory || r.Conns != 20 || len(r.Memory) != 3 {
+			t.Errorf("%s: %+v", r.Name(), r)
+			continue
+		}
+		for _, m := range r.Memory {
+			if m.Heap <= 0 || m.HeapRatio <= 0 {
+				t.Errorf("%s %s: %+v", r.Name(), m.State, m)
+			}
+		}
+	}
+	want := []string{"net/http+crypto/tls", "ktls-serve(ktls-user)"}
+	if kernel.Supported() == nil {
+		want = append(want, "ktls-serve(ktls-kernel)")
+	}
+	for _, e := range want {
+		if !engines[e] {
+			t.Errorf("%s not measured; got %v", e, engines)
+		}
+	}
+	var table bytes.Buffer
+	bench.WriteTable(&table, results)
+	if !strings.Contains(table.String(), "after a 300 KiB GET") || !strings.Contains(table.String(), "RSS kB/conn") {
+		t.Errorf("table:\n%s", table.String())
+	}
+	t.Logf("\n%s", table.String())
+}
+
 func TestBenchFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"--size", "0"}, {"--size", "lots"}, {"--rounds", "-1"}, {"--concurrency", "0"},
-		{"--size", "1MiB", "--file-size", "2MiB"}, {"extra"}, {"--no-such-flag"},
+		{"--size", "1MiB", "--file-size", "2MiB"}, {"extra"}, {"--no-such-flag"}, {"--mem-conns", "0"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(context.Background(), append([]string{"bench"}, args...), &stdout, &stderr); code != exitUsage {

@@ -221,7 +221,8 @@ func checkAddr(name, addr string) error {
 }
 
 // validHostName reports whether s is empty or a syntactically valid DNS
-// host name (letters, digits, '-', '_' and dots, labels of 1 to 63 bytes).
+// host name (letters, digits, '-', '_' and dots, labels of 1 to 63 bytes
+// that neither start nor end with '-').
 func validHostName(s string) bool {
 	if s == "" {
 		return true
@@ -230,7 +231,7 @@ func validHostName(s string) bool {
 		return false
 	}
 	for label := range strings.SplitSeq(strings.TrimSuffix(s, "."), ".") {
-		if len(label) == 0 || len(label) > 63 {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
 			return false
 		}
 		for _, c := range label {

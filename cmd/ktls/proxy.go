@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -17,14 +18,16 @@ import (
 
 	"github.com/ktls-go/ktls"
 	"github.com/ktls-go/ktls/internal/kernel"
+	"github.com/ktls-go/ktls/record"
 )
 
 const proxyUsage = `Usage: ktls proxy --listen ADDR --to ADDR [flags]
 
 Relay TCP connections between a TLS side and a plain side. By default the
 proxy terminates TLS: it accepts TLS connections on --listen and connects
-to the plain TCP backend --to. With --upstream-tls it works the other way:
-it accepts plain TCP on --listen and connects to --to as a TLS client.
+to the plain TCP backend --to (HOST:PORT, or unix:PATH for a Unix socket).
+With --upstream-tls it works the other way: it accepts plain TCP on
+--listen and connects to --to as a TLS client.
 
 After each handshake the TLS side's directions go to the kernel when it has
 kernel TLS (else to ktls's user-space record layer), and the bytes are
@@ -32,6 +35,15 @@ copied with splice(2) in each direction the kernel holds: they never enter
 user space. A half-close is passed on: when one side ends its stream
 (close_notify on the TLS side, FIN on the plain side) the other side's
 sending direction is ended the same way, and the other direction goes on.
+Any other end (a TLS stream ended without close_notify, a reset, a timeout,
+a failed connection to --to) ends both directions: the TLS side gets an
+internal_error alert and no close_notify, the plain side a TCP reset, so
+that no peer takes a truncated stream for a complete one.
+
+Each connection is logged on one line when it ends (level info): remote,
+upstream, end (clean, truncated_by_client, truncated_by_upstream, reset,
+idle_timeout, write_timeout, dial_error, handshake_error, closed, error),
+from_client and to_client (bytes), duration, tls, suite, tx, rx, err.
 
 Without --cert and --key, a self-signed ECDSA P-256 certificate is made at
 start. SIGINT or SIGTERM stops accepting and waits --shutdown-timeout for
@@ -50,6 +62,7 @@ type proxyOptions struct {
 	tx, rx           ktls.Offload
 	maxConns         int
 	idle             time.Duration
+	write            time.Duration
 	handshakeTimeout time.Duration
 	dialTimeout      time.Duration
 	grace            time.Duration
@@ -63,7 +76,7 @@ func proxyFlags(w io.Writer) (*flag.FlagSet, *proxyOptions) {
 	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.listen, "listen", "", "accept connections on `HOST:PORT` (required)")
-	fs.StringVar(&o.to, "to", "", "connect each one to `HOST:PORT` (required)")
+	fs.StringVar(&o.to, "to", "", "connect each one to `HOST:PORT`, or to the Unix socket unix:PATH (required)")
 	fs.BoolVar(&o.upstreamTLS, "upstream-tls", false, "accept plain TCP and connect to --to with TLS, instead of the reverse")
 	addCertFlags(fs, &o.certOptions, " of the TLS listener")
 	fs.StringVar(&o.serverName, "server-name", "", "with --upstream-tls: the `NAME` to send (SNI) and verify (default: the host of --to)")
@@ -73,10 +86,11 @@ func proxyFlags(w io.Writer) (*flag.FlagSet, *proxyOptions) {
 	fs.Func("rx", "where the TLS side's receiving direction goes, `MODE` as for --tx (default auto)", offloadFlag(&o.rx))
 	fs.IntVar(&o.maxConns, "max-conns", 1024, "at most `N` connections at once; more are closed at once")
 	fs.DurationVar(&o.idle, "idle-timeout", 5*time.Minute, "close a connection when no data moved either way for `DURATION` (0: never)")
+	fs.DurationVar(&o.write, "write-timeout", time.Minute, "close a connection when a peer has not taken the data sent to it for `DURATION` (0: only --idle-timeout bounds it)")
 	fs.DurationVar(&o.handshakeTimeout, "handshake-timeout", 10*time.Second, "limit each TLS handshake to `DURATION`")
 	fs.DurationVar(&o.dialTimeout, "dial-timeout", 10*time.Second, "limit each connection to --to to `DURATION`")
 	fs.DurationVar(&o.grace, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, wait this `DURATION` for open connections")
-	addLogFlags(fs, &o.logOptions, "debug logs every connection (tx=MODE rx=MODE, bytes)")
+	addLogFlags(fs, &o.logOptions, "info logs one line per connection")
 	fs.Usage = func() {
 		fmt.Fprint(w, proxyUsage)
 		printFlags(w, fs)
@@ -110,13 +124,36 @@ func (o *proxyOptions) check(pos []string) error {
 		return errors.New("--insecure and --ca exclude each other")
 	case o.maxConns < 1:
 		return errors.New("--max-conns must be at least 1")
-	case o.idle < 0 || o.handshakeTimeout <= 0 || o.dialTimeout <= 0:
-		return errors.New("timeouts must be positive (--idle-timeout may be 0)")
+	case o.idle < 0 || o.write < 0 || o.handshakeTimeout <= 0 || o.dialTimeout <= 0:
+		return errors.New("timeouts must be positive (--idle-timeout and --write-timeout may be 0)")
 	}
-	if _, _, err := net.SplitHostPort(o.to); err != nil {
-		return fmt.Errorf("--to: %w", err)
+	if err := checkAddr("listen", o.listen); err != nil {
+		return err
+	}
+	if path, ok := strings.CutPrefix(o.to, "unix:"); ok {
+		switch {
+		case path == "":
+			return errors.New("--to unix:PATH needs the path of a socket")
+		case o.upstreamTLS && o.serverName == "" && !o.insecure:
+			return errors.New("--to unix:PATH with --upstream-tls needs --server-name (or --insecure)")
+		}
+		return nil
+	}
+	if err := checkAddr("to", o.to); err != nil {
+		return fmt.Errorf("%w; or unix:PATH", err)
+	}
+	if _, port, _ := net.SplitHostPort(o.to); port == "" || port == "0" {
+		return fmt.Errorf("--to %q: port %q: want 1 to 65535 or a service name", o.to, port)
 	}
 	return nil
+}
+
+// upstream returns the network and address to dial for --to.
+func (o *proxyOptions) upstream() (network, addr string) {
+	if path, ok := strings.CutPrefix(o.to, "unix:"); ok {
+		return "unix", path
+	}
+	return "tcp", o.to
 }
 
 // proxy is a running ktls proxy.
@@ -169,7 +206,7 @@ func (o *proxyOptions) run(ctx context.Context, onStop func(), logger *slog.Logg
 		side = "upstream"
 	}
 	attrs := []any{"listen", ln.Addr().String(), "to", o.to, "tls", side, "tx", o.tx.String(), "rx", o.rx.String(),
-		"max_conns", o.maxConns, "idle_timeout", o.idle}
+		"max_conns", o.maxConns, "idle_timeout", o.idle, "write_timeout", o.write}
 	if kernelErr == nil {
 		attrs = append(attrs, "kernel_tls", "available")
 	} else {
@@ -292,118 +329,233 @@ func (p *proxy) closeAll() {
 	}
 }
 
-// handle sets up both sides of one accepted connection and relays.
+// handle sets up both sides of one accepted connection, relays, and logs
+// one line for it at level info when it ends: the client's address, the
+// upstream, how it ended (see the end* constants), the bytes that came
+// from the client and went to it, the duration, the TLS version and suite
+// and where each direction of the TLS side ran (tx, rx: the TLS side's
+// sending and receiving directions), and the error that ended it.
 func (p *proxy) handle(ctx context.Context, c net.Conn) {
 	start := time.Now()
-	remote := c.RemoteAddr().String()
-	kc, plain, err := p.connect(ctx, c)
+	attrs := []slog.Attr{slog.String("remote", c.RemoteAddr().String()), slog.String("upstream", p.o.to)}
+	var r relayResult
+	kc, plain, end, err := p.connect(ctx, c)
 	if err != nil {
-		c.Close()
-		p.logger.Info("connection failed", "remote", remote, "err", err)
-		return
+		r.end, r.err = end, err
+	} else {
+		defer kc.Close()
+		defer plain.Close()
+		tlsSide := "client"
+		if p.o.upstreamTLS {
+			tlsSide = "upstream"
+		}
+		r = relay(kc, plain, tlsSide, timeouts{idle: p.o.idle, write: p.o.write})
 	}
-	defer kc.Close()
-	defer plain.Close()
-	tx, rx := kc.Mode()
-	if p.logger.Enabled(ctx, slog.LevelDebug) {
+	// in is what came in on the TLS side, out what went out on it.
+	fromClient, toClient := r.in, r.out
+	if p.o.upstreamTLS {
+		fromClient, toClient = r.out, r.in
+	}
+	attrs = append(attrs, slog.String("end", r.end), slog.Int64("from_client", fromClient), slog.Int64("to_client", toClient),
+		slog.Duration("duration", time.Since(start)))
+	if kc != nil {
 		st := kc.ConnectionState()
-		p.logger.Debug("connection", "remote", remote, "tls", tls.VersionName(st.Version),
-			"suite", tls.CipherSuiteName(st.CipherSuite), "tx", tx.String(), "rx", rx.String())
+		tx, rx := kc.Mode()
+		attrs = append(attrs, slog.String("tls", tls.VersionName(st.Version)), slog.String("suite", tls.CipherSuiteName(st.CipherSuite)),
+			slog.String("tx", tx.String()), slog.String("rx", rx.String()))
 	}
-	r := relay(kc, plain, p.o.idle)
-	p.logger.Debug("closed", "remote", remote, "tls_in", r.in, "tls_out", r.out,
-		"splice_in", rx.IsKernel(), "splice_out", tx.IsKernel(), "truncated", r.truncated, "duration", time.Since(start), "err", r.err)
+	if r.err != nil {
+		attrs = append(attrs, slog.Any("err", r.err))
+	}
+	p.logger.LogAttrs(ctx, slog.LevelInfo, "connection", attrs...)
 }
 
 // connect makes the TLS side and the plain side of the accepted conn c.
-func (p *proxy) connect(ctx context.Context, c net.Conn) (*ktls.Conn, net.Conn, error) {
+// When it fails, it has closed c so that the client cannot take the end
+// for a clean one (see abortTLS, abortPlain), and end says how it failed.
+func (p *proxy) connect(ctx context.Context, c net.Conn) (kc *ktls.Conn, plain net.Conn, end string, err error) {
+	network, addr := p.o.upstream()
 	if p.o.upstreamTLS {
-		dctx, cancel := context.WithTimeout(ctx, p.o.dialTimeout+p.o.handshakeTimeout)
+		dctx, cancel := context.WithTimeout(ctx, p.o.dialTimeout)
 		defer cancel()
-		kc, err := ktls.DialContext(dctx, "tcp", p.o.to, p.config)
+		var d net.Dialer
+		up, err := d.DialContext(dctx, network, addr)
 		if err != nil {
-			return nil, nil, fmt.Errorf("connecting to %s: %w", p.o.to, err)
+			abortPlain(c)
+			return nil, nil, endDial, err
 		}
-		return kc, c, nil
+		kc := ktls.Client(up, p.config)
+		hctx, cancel := context.WithTimeout(ctx, p.o.handshakeTimeout)
+		defer cancel()
+		if err := kc.HandshakeContext(hctx); err != nil {
+			up.Close()
+			abortPlain(c)
+			return nil, nil, endHandshake, fmt.Errorf("upstream handshake: %w", err)
+		}
+		return kc, c, "", nil
 	}
-	kc := ktls.Server(c, p.config)
+	kc = ktls.Server(c, p.config)
 	hctx, cancel := context.WithTimeout(ctx, p.o.handshakeTimeout)
 	defer cancel()
 	if err := kc.HandshakeContext(hctx); err != nil {
-		return nil, nil, fmt.Errorf("handshake: %w", err)
+		c.Close()
+		return nil, nil, endHandshake, fmt.Errorf("handshake: %w", err)
 	}
 	d := net.Dialer{Timeout: p.o.dialTimeout}
-	plain, err := d.DialContext(ctx, "tcp", p.o.to)
+	plain, err = d.DialContext(ctx, network, addr)
 	if err != nil {
-		kc.Close()
-		return nil, nil, err
+		abortTLS(kc)
+		return nil, nil, endDial, err
 	}
-	return kc, plain, nil
+	return kc, plain, "", nil
 }
+
+// How a connection ended, as its log line says (end=).
+const (
+	endClean     = "clean"           // both streams ended cleanly: close_notify on the TLS side, FIN on the plain side
+	endTruncated = "truncated_by_"   // + "client" or "upstream": a TLS stream ended without close_notify
+	endReset     = "reset"           // a peer reset its connection (ECONNRESET, EPIPE)
+	endIdle      = "idle_timeout"    // no data moved either way for --idle-timeout
+	endWrite     = "write_timeout"   // a peer did not take the data sent to it for --write-timeout
+	endClosed    = "closed"          // closed by the proxy (shutdown)
+	endError     = "error"           // any other error
+	endDial      = "dial_error"      // the connection to --to failed
+	endHandshake = "handshake_error" // a TLS handshake failed or timed out
+)
 
 // relayResult is what relay moved: in is the TLS side's incoming
 // plaintext (copied to the plain side), out the plain side's bytes
 // (sent on the TLS side).
 type relayResult struct {
 	in, out int64
-	// truncated is set when the TLS side's stream ended without
-	// close_notify.
-	truncated bool
-	err       error
+	end     string // how the relay ended: endClean or the first other end
+	err     error
 }
 
-// errIdle ends a relay that saw no data for the idle timeout.
-var errIdle = errors.New("idle timeout")
+var (
+	// errIdle ends a relay that saw no data for the idle timeout.
+	errIdle = errors.New("idle timeout")
+	// errWrite ends a relay whose peer did not take data for the write
+	// timeout.
+	errWrite = errors.New("write timeout: the peer does not read")
+	// errAborted ends the direction of a relay that the other one ended.
+	errAborted = errors.New("relay aborted")
+)
 
 // relay copies between kc and plain in both directions until both have
-// ended, passing a half-close on: the end of kc's stream becomes a
-// CloseWrite of plain and the other way round. An error in either direction
-// ends both. kc.WriteTo and kc.ReadFrom splice each direction the kernel
-// holds when plain is a TCP connection; in user space ReadFrom seals each
-// read in place and sends it at once.
-func relay(kc *ktls.Conn, plain net.Conn, idle time.Duration) relayResult {
+// ended. A clean end of one side's stream is passed on as one: the TLS
+// side's close_notify becomes a CloseWrite (FIN) of plain, plain's FIN a
+// close_notify, and the other direction goes on. Any other end of either
+// direction (a TLS stream ended without close_notify, a reset, a timeout,
+// an error) ends both abnormally, so that neither peer can take a
+// truncated stream for a complete one: the plain side is reset
+// (abortPlain) and the TLS side gets a fatal alert and no close_notify
+// (abortTLS). tlsSide names the peer on the TLS side, "client" or
+// "upstream", for r.end.
+//
+// kc.WriteTo and kc.ReadFrom splice each direction the kernel holds when
+// plain is a TCP connection; in user space ReadFrom seals each read in
+// place and sends it at once.
+func relay(kc *ktls.Conn, plain net.Conn, tlsSide string, t timeouts) relayResult {
 	var (
-		last atomic.Int64 // time of the last data moved, in Unix nanoseconds
-		r    relayResult
-		wg   sync.WaitGroup
-		once sync.Once
+		last    atomic.Int64 // time of the last data moved, in Unix nanoseconds
+		aborted atomic.Bool
+		r       relayResult
+		wg      sync.WaitGroup
+		once    sync.Once
 	)
 	last.Store(time.Now().UnixNano())
-	fail := func(err error) {
+	// abort ends both directions: closing plain ends the copies' reads from
+	// and writes to it, expired deadlines those on kc (pump sets no new
+	// ones once aborted is set), so that kc is left to this goroutine to
+	// end with an alert once both copies have returned.
+	abort := func(end string, err error) {
 		once.Do(func() {
-			r.err = err
-			kc.Close()
-			plain.Close()
+			r.end, r.err = end, err
+			aborted.Store(true)
+			abortPlain(plain)
+			kc.SetDeadline(time.Now())
 		})
 	}
-	wg.Add(2)
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		n, err := pump(func() (int64, error) { return kc.WriteTo(plain) }, kc, plain, idle, &last)
+		n, err := pump(func() (int64, error) { return kc.WriteTo(plain) }, kc, plain, t, &last, &aborted)
 		r.in = n
-		if errors.Is(err, ktls.ErrTruncated) {
-			// The TLS peer closed TCP without close_notify: the plain
-			// side can only see a FIN either way.
-			r.truncated, err = true, nil
-		}
 		if err == nil {
 			err = closeWrite(plain)
 		}
 		if err != nil {
-			fail(fmt.Errorf("tls to plain: %w", err))
+			abort(endOf(err, tlsSide), fmt.Errorf("tls to plain: %w", err))
 		}
 	}()
-	n, err := pump(func() (int64, error) { return kc.ReadFrom(plain) }, plain, kc, idle, &last)
+	n, err := pump(func() (int64, error) { return kc.ReadFrom(plain) }, plain, kc, t, &last, &aborted)
 	r.out = n
 	if err == nil {
 		err = kc.CloseWrite()
 	}
 	if err != nil {
-		fail(fmt.Errorf("plain to tls: %w", err))
+		abort(endOf(err, ""), fmt.Errorf("plain to tls: %w", err))
 	}
-	wg.Done()
 	wg.Wait()
+	if r.end == "" {
+		r.end = endClean
+	} else {
+		abortTLS(kc)
+	}
 	return r
+}
+
+// endOf classifies the error that ended a direction of a relay; tlsSide is
+// the peer on the TLS side when the direction reads from it.
+func endOf(err error, tlsSide string) string {
+	switch {
+	case errors.Is(err, ktls.ErrTruncated) && tlsSide != "":
+		return endTruncated + tlsSide
+	case errors.Is(err, errIdle):
+		return endIdle
+	case errors.Is(err, errWrite):
+		return endWrite
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return endReset
+	case errors.Is(err, net.ErrClosed):
+		return endClosed
+	}
+	return endError
+}
+
+// abortTLS ends the TLS side of a connection that did not end cleanly,
+// when nothing else uses kc: it sends a fatal internal_error alert and
+// ends the TCP stream (FIN) before Close, so that no close_notify can go
+// out. The peer sees an error, never a clean end: the alert (crypto/tls:
+// "remote error: tls: internal error"), or, where the alert could not be
+// sent, the end of the stream without close_notify (ktls.ErrTruncated; some
+// stacks, crypto/tls among them, accept that as the end at a record
+// boundary).
+func abortTLS(kc *ktls.Conn) {
+	kc.SetWriteDeadline(time.Now().Add(alertTimeout))
+	kc.WriteRecord(record.TypeAlert, []byte{alertFatal, byte(record.AlertInternalError)})
+	closeWrite(kc.NetConn())
+	kc.Close()
+}
+
+const (
+	// alertFatal is the level of a fatal alert (RFC 8446, Section 6).
+	alertFatal = 2
+	// alertTimeout bounds the sending of an alert, as crypto/tls bounds
+	// that of close_notify.
+	alertTimeout = 5 * time.Second
+)
+
+// abortPlain ends the plain side of a connection that did not end
+// cleanly. A TCP connection is reset (SO_LINGER 0: RST), as a FIN would be
+// taken for the clean end of the stream. (A Unix socket has no reset: its
+// peer reads the end of the stream.)
+func abortPlain(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.Close()
 }
 
 // closeWrite shuts down the writing side of c (TCP FIN).
@@ -414,19 +566,42 @@ func closeWrite(c net.Conn) error {
 	return c.Close()
 }
 
+// timeouts are the limits of a relay (0: none). idle ends it when no data
+// moved either way for that long; write when a peer has not taken the data
+// sent to it for that long (a reader that stopped), which idle also bounds
+// when write is 0.
+type timeouts struct{ idle, write time.Duration }
+
 // pump runs copy (one direction, from src to dst) until it returns without
-// error at the end of src's stream. With an idle timeout, src gets a read
-// deadline a quarter of it ahead so that copy returns now and then; dst
-// gets a write deadline of the whole timeout, so a peer that stops reading
-// ends the relay. pump gives up when no data moved either way (last) for
-// the idle timeout.
-func pump(copy func() (int64, error), src, dst net.Conn, idle time.Duration, last *atomic.Int64) (int64, error) {
+// error at the end of src's stream, or until aborted is set. With
+// timeouts, src gets a read deadline a quarter of the shorter one ahead,
+// so that copy returns now and then while src is quiet, and dst a write
+// deadline of the write timeout (else the idle one): only a write that
+// made no progress all that time (a blocked write outlives the read
+// deadline) returns after it, errWrite (errIdle). pump also gives up when
+// no data moved either way (last) for the idle timeout.
+func pump(copy func() (int64, error), src, dst net.Conn, t timeouts, last *atomic.Int64, aborted *atomic.Bool) (int64, error) {
+	wlimit, werr := t.write, errWrite
+	if wlimit == 0 {
+		wlimit, werr = t.idle, errIdle
+	}
+	tick := t.idle
+	if tick == 0 || wlimit > 0 && wlimit < tick {
+		tick = wlimit
+	}
+	tick /= 4
 	var total int64
 	for {
 		start := time.Now()
-		if idle > 0 {
-			src.SetReadDeadline(start.Add(idle / 4))
-			dst.SetWriteDeadline(start.Add(idle))
+		if tick > 0 {
+			src.SetReadDeadline(start.Add(tick))
+			dst.SetWriteDeadline(start.Add(wlimit))
+		}
+		// After the deadlines: abort sets aborted before it expires
+		// them, so either this sees aborted or copy sees expired
+		// deadlines.
+		if aborted.Load() {
+			return total, errAborted
 		}
 		n, err := copy()
 		total += n
@@ -434,10 +609,16 @@ func pump(copy func() (int64, error), src, dst net.Conn, idle time.Duration, las
 		if n > 0 {
 			last.Store(now.UnixNano())
 		}
-		if err == nil || idle == 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		if aborted.Load() {
+			return total, errAborted
+		}
+		if err == nil || tick == 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return total, err
 		}
-		if now.Sub(start) >= idle || now.Sub(time.Unix(0, last.Load())) >= idle {
+		if now.Sub(start) >= wlimit {
+			return total, werr
+		}
+		if t.idle > 0 && now.Sub(time.Unix(0, last.Load())) >= t.idle {
 			return total, errIdle
 		}
 	}

@@ -17,6 +17,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ktls-go/ktls"
+	"github.com/ktls-go/ktls/internal/ktlstest"
 )
 
 // startProxy runs the proxy on a loopback port with a debug log.
@@ -171,9 +174,10 @@ func TestProxy(t *testing.T) {
 				e := &exchange{got: make(chan []byte, 1), reply: down}
 				addr, logs := proxyPair(t, upstreamTLS, &proxyOptions{}, e.serve)
 				checkExchange(t, proxyClient(t, addr, upstreamTLS), e, up, down)
-				waitLog(t, logs, "msg=closed")
-				if !upstreamTLS && !strings.Contains(logs.String(), "tls_in="+strconv.Itoa(size)+" tls_out="+strconv.Itoa(len(down))) {
-					t.Errorf("closed line does not count %d and %d bytes", size, len(down))
+				waitLog(t, logs, "msg=connection ")
+				line := logLine(logs, "msg=connection ")
+				if !strings.Contains(line, " end=clean from_client="+strconv.Itoa(size)+" to_client="+strconv.Itoa(len(down))+" ") || strings.Contains(line, " err=") {
+					t.Errorf("connection line %q, want end=clean from_client=%d to_client=%d", line, size, len(down))
 				}
 			})
 		}
@@ -275,7 +279,7 @@ func TestProxyLimit(t *testing.T) {
 		t.Error("no limit line in the log")
 	}
 	first.Close()
-	waitLog(t, logs, "msg=closed")
+	waitLog(t, logs, "msg=connection ")
 	echo(t, proxyClient(t, addr, true), "three")
 }
 
@@ -292,36 +296,102 @@ func echo(t *testing.T, c net.Conn, s string) {
 }
 
 // TestProxyIdle: a quiet connection is closed after the idle timeout; one
-// that moves data in one direction only is not.
+// that moves data in one direction only is not. The trickle's pauses are a
+// tenth of the timeout, so that only a stall of the machine of most of the
+// timeout could cut it.
 func TestProxyIdle(t *testing.T) {
-	const idle = 400 * time.Millisecond
+	const idle = 2 * time.Second
 	for _, upstreamTLS := range []bool{false, true} {
 		t.Run(fmt.Sprintf("upstream-tls=%v", upstreamTLS), func(t *testing.T) {
 			addr, logs := proxyPair(t, upstreamTLS, &proxyOptions{idle: idle}, func(c net.Conn) {
 				defer c.Close()
-				// Trickle for 3 idle periods, then go quiet.
-				for range 12 {
+				// Trickle for 1.5 idle periods, then go quiet.
+				for range 15 {
 					if _, err := c.Write([]byte("x")); err != nil {
 						return
 					}
-					time.Sleep(idle / 4)
+					time.Sleep(idle / 10)
 				}
 				io.Copy(io.Discard, c)
 			})
 			c := proxyClient(t, addr, upstreamTLS)
-			c.SetDeadline(time.Now().Add(10 * time.Second))
-			start := time.Now()
+			c.SetDeadline(time.Now().Add(time.Minute)) // a guard against hangs only
 			b, err := io.ReadAll(c)
-			d := time.Since(start)
-			if string(b) != strings.Repeat("x", 12) {
+			if string(b) != strings.Repeat("x", 15) {
 				t.Errorf("read %q, %v: the trickle was cut", b, err)
 			}
-			if d < 3*idle || d > 3*idle+3*idle {
-				t.Errorf("closed after %v, want about %v", d, 3*idle+idle)
-			}
-			waitLog(t, logs, "msg=closed")
-			if !strings.Contains(logs.String(), "idle timeout") {
+			checkAbnormalErr(t, c, err)
+			waitLog(t, logs, "msg=connection ")
+			if !strings.Contains(logs.String(), "end=idle_timeout") {
 				t.Error("no idle timeout in the log")
+			}
+		})
+	}
+}
+
+// TestProxyWriteTimeout: a client that stops reading while the upstream
+// sends does not hold its connection longer than --write-timeout, even
+// without an idle timeout.
+func TestProxyWriteTimeout(t *testing.T) {
+	for _, upstreamTLS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("upstream-tls=%v", upstreamTLS), func(t *testing.T) {
+			addr, logs := proxyPair(t, upstreamTLS, &proxyOptions{write: time.Second}, func(c net.Conn) {
+				defer c.Close()
+				b := make([]byte, 64<<10)
+				for {
+					if _, err := c.Write(b); err != nil {
+						return
+					}
+				}
+			})
+			c := proxyClient(t, addr, upstreamTLS)
+			c.Write([]byte("x")) // handshake; then read nothing
+			waitLog(t, logs, "msg=connection ")
+			if line := logLine(logs, "msg=connection "); !strings.Contains(line, "end=write_timeout") {
+				t.Errorf("connection line %q, want end=write_timeout", line)
+			}
+		})
+	}
+}
+
+// TestProxyUnixUpstream: --to unix:PATH relays to a Unix socket, in both
+// modes, half-closes included.
+func TestProxyUnixUpstream(t *testing.T) {
+	for _, upstreamTLS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("upstream-tls=%v", upstreamTLS), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "s")
+			ln, err := net.Listen("unix", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := &proxyOptions{to: "unix:" + path, upstreamTLS: upstreamTLS}
+			if upstreamTLS {
+				cert, err := selfSigned(nil, time.Now())
+				if err != nil {
+					t.Fatal(err)
+				}
+				ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
+				dir := t.TempDir()
+				o.caFile, o.serverName = filepath.Join(dir, "ca.pem"), "localhost"
+				writePEM(t, o.caFile, filepath.Join(dir, "key.pem"), cert)
+			}
+			t.Cleanup(func() { ln.Close() })
+			up, down := random(100000), random(70000)
+			e := &exchange{got: make(chan []byte, 1), reply: down}
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					go e.serve(c)
+				}
+			}()
+			addr, logs := startProxy(t, o)
+			checkExchange(t, proxyClient(t, addr, upstreamTLS), e, up, down)
+			waitLog(t, logs, "msg=connection ")
+			if line := logLine(logs, "msg=connection "); !strings.Contains(line, "unix:"+path) || !strings.Contains(line, " end=clean ") {
+				t.Errorf("connection line %q, want upstream=unix:%s end=clean", line, path)
 			}
 		})
 	}
@@ -334,7 +404,18 @@ func TestProxyCommandLine(t *testing.T) {
 	}{
 		{[]string{"proxy"}, "--listen and --to are required"},
 		{[]string{"proxy", "--listen", ":0"}, "--listen and --to are required"},
-		{[]string{"proxy", "--listen", ":0", "--to", "nohost"}, "--to: address nohost: missing port"},
+		{[]string{"proxy", "--listen", ":0", "--to", "nohost"}, `--to "nohost": missing port in address; want HOST:PORT`},
+		{[]string{"proxy", "--listen", "127.0.0.1", "--to", "h:1"}, `--listen "127.0.0.1": missing port in address; want HOST:PORT`},
+		{[]string{"proxy", "--listen", ":99999", "--to", "h:1"}, `--listen ":99999": port 99999 out of range`},
+		{[]string{"proxy", "--listen", ":0", "--to", "h:0"}, `--to "h:0": port "0"`},
+		{[]string{"proxy", "--listen", ":0", "--to", "h:65536"}, `--to "h:65536": port 65536 out of range`},
+		{[]string{"proxy", "--listen", ":0", "--to", "h:-1"}, `--to "h:-1": port -1 out of range`},
+		{[]string{"proxy", "--listen", ":0", "--to", "bad host!:80"}, `--to "bad host!:80": bad host "bad host!"`},
+		{[]string{"proxy", "--listen", ":0", "--to", "-h.example:80"}, `bad host "-h.example"`},
+		{[]string{"proxy", "--listen", ":0", "--to", "[::1:80"}, `--to "[::1:80": missing ']' in address`},
+		{[]string{"proxy", "--listen", ":0", "--to", "unix:"}, "--to unix:PATH needs the path of a socket"},
+		{[]string{"proxy", "--listen", ":0", "--to", "unix:/s", "--upstream-tls"}, "needs --server-name (or --insecure)"},
+		{[]string{"proxy", "--listen", ":0", "--to", "h:1", "--write-timeout", "-1s"}, "timeouts must be positive"},
 		{[]string{"proxy", "--listen", ":0", "--to", "h:1", "x"}, `unexpected argument "x"`},
 		{[]string{"proxy", "--listen", ":0", "--to", "h:1", "--insecure"}, "go with --upstream-tls"},
 		{[]string{"proxy", "--listen", ":0", "--to", "h:1", "--upstream-tls", "--cert", "c", "--key", "k"}, "not with --upstream-tls"},
@@ -353,16 +434,15 @@ func TestProxyCommandLine(t *testing.T) {
 }
 
 // TestProxyUpstreamVerify: without --ca or --insecure the backend's
-// self-signed certificate is refused.
+// self-signed certificate is refused, and the client's connection reset.
 func TestProxyUpstreamVerify(t *testing.T) {
 	addr, _ := tlsBackend(t, func(c net.Conn) { io.Copy(io.Discard, c); c.Close() })
 	paddr, logs := startProxy(t, &proxyOptions{upstreamTLS: true, to: addr})
 	c := proxyClient(t, paddr, true)
 	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
-		t.Errorf("read: %v, want EOF", err)
-	}
-	waitLog(t, logs, "connection failed")
+	_, err := c.Read(make([]byte, 1))
+	checkAbnormalErr(t, c, err)
+	waitLog(t, logs, "end=handshake_error")
 	if !strings.Contains(logs.String(), "certificate") {
 		t.Errorf("log does not say why")
 	}
@@ -386,29 +466,6 @@ func ioCounters(t *testing.T) (rchar, wchar int64) {
 		}
 	}
 	return rchar, wchar
-}
-
-// TestProxyTruncated: a TLS client that ends its TCP stream without
-// close_notify is passed on as a FIN and logged as truncated.
-func TestProxyTruncated(t *testing.T) {
-	e := &exchange{got: make(chan []byte, 1), reply: []byte("bye")}
-	addr, logs := proxyPair(t, false, &proxyOptions{}, e.serve)
-	c := proxyClient(t, addr, false).(*tls.Conn)
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Write([]byte("hi")); err != nil {
-		t.Fatal(err)
-	}
-	c.NetConn().(*net.TCPConn).CloseWrite()
-	if got := <-e.got; string(got) != "hi" {
-		t.Errorf("backend got %q", got)
-	}
-	if b, err := io.ReadAll(c); string(b) != "bye" {
-		t.Errorf("client read %q, %v", b, err)
-	}
-	waitLog(t, logs, "msg=closed")
-	if !strings.Contains(logs.String(), "truncated=true") {
-		t.Error("not logged as truncated")
-	}
 }
 
 // TestProxyInteractive: a reply of exactly one full record (16 KiB) reaches
@@ -452,4 +509,187 @@ func TestRetryAccept(t *testing.T) {
 			t.Errorf("retryAccept(%v) = %v, want %v", c.err, got, c.retry)
 		}
 	}
+}
+
+// upstreamEnd is one way for the upstream to end a connection: after
+// sending "partial" and seeing the client read it, it does end(c); or
+// refused is set and nothing listens.
+type upstreamEnd struct {
+	name    string
+	tlsOnly bool // only a TLS upstream can end this way (close without close_notify)
+	refused bool
+	idle    time.Duration // the proxy's idle timeout
+	end     func(c net.Conn)
+}
+
+var upstreamEnds = []upstreamEnd{
+	{name: "reset", end: func(c net.Conn) { reset(c) }},
+	{name: "truncated", tlsOnly: true, end: func(c net.Conn) { closeWrite(c.(*tls.Conn).NetConn()) }},
+	{name: "refused", refused: true},
+	{name: "timeout", idle: time.Second, end: func(c net.Conn) { io.Copy(io.Discard, c) }},
+}
+
+// reset closes c's TCP connection with a RST (SO_LINGER 0), under TLS if c
+// is a *tls.Conn, so no close_notify is sent.
+func reset(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.Close()
+}
+
+// refusedAddr returns a loopback address nothing listens on.
+func refusedAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	return ln.Addr().String()
+}
+
+// checkAbnormalErr checks the error that ended the stream read from c: an
+// internal_error alert and no close_notify when c is a TLS conn, a reset
+// when it is a plain one.
+func checkAbnormalErr(t *testing.T, c net.Conn, err error) {
+	t.Helper()
+	if _, ok := c.(*tls.Conn); ok {
+		if err == nil || !strings.Contains(err.Error(), "remote error: tls: internal error") {
+			t.Errorf("TLS peer: end of stream %v, want an internal_error alert", err)
+		}
+	} else if !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("plain peer: end of stream %v, want a reset", err)
+	}
+}
+
+// TestProxyUpstreamEnds: when the upstream resets, ends its TLS stream
+// without close_notify, refuses the connection or stops sending until the
+// idle timeout, the client is told that the stream broke: a TLS client
+// gets an alert and no close_notify, a plain one a reset. Only a clean end
+// (FIN, close_notify) may look like one.
+func TestProxyUpstreamEnds(t *testing.T) { testProxyUpstreamEnds(t, 0, 0) }
+
+func testProxyUpstreamEnds(t *testing.T, tx, rx ktls.Offload) {
+	const partial = "partial"
+	for _, upstreamTLS := range []bool{false, true} {
+		for _, ue := range upstreamEnds {
+			if ue.tlsOnly && !upstreamTLS {
+				continue
+			}
+			t.Run(fmt.Sprintf("upstream-tls=%v/%s", upstreamTLS, ue.name), func(t *testing.T) {
+				o := &proxyOptions{idle: ue.idle, tx: tx, rx: rx}
+				var (
+					addr string
+					logs *syncBuffer
+					read = make(chan struct{}) // the client has read partial
+				)
+				if ue.refused {
+					o.upstreamTLS, o.insecure, o.to = upstreamTLS, upstreamTLS, refusedAddr(t)
+					addr, logs = startProxy(t, o)
+				} else {
+					addr, logs = proxyPair(t, upstreamTLS, o, func(c net.Conn) {
+						defer c.Close()
+						if _, err := c.Write([]byte(partial)); err == nil {
+							<-read
+							ue.end(c)
+						}
+					})
+				}
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					// The reset of a refused plain client may come
+					// before its connection is up.
+					if ue.refused && upstreamTLS {
+						checkAbnormalErr(t, nil, err)
+						return
+					}
+					t.Fatal(err)
+				}
+				defer c.Close()
+				if !upstreamTLS {
+					c = tls.Client(c, &tls.Config{InsecureSkipVerify: true})
+				}
+				c.SetDeadline(time.Now().Add(time.Minute)) // a guard against hangs only
+				if !ue.refused {
+					b := make([]byte, len(partial))
+					if _, err := io.ReadFull(c, b); err != nil {
+						t.Fatalf("read %q, %v", b, err)
+					}
+					close(read)
+				}
+				b, err := io.ReadAll(c)
+				if len(b) > 0 {
+					t.Errorf("read %q more", b)
+				}
+				checkAbnormalErr(t, c, err)
+				waitLog(t, logs, " end=")
+				t.Logf("%s", logLine(logs, " end="))
+			})
+		}
+	}
+}
+
+// TestProxyClientEnds: a client that ends without close_notify (TLS) or
+// with a reset (plain) is not passed on as a clean end either: a plain
+// upstream gets a reset, a TLS upstream no close_notify.
+func TestProxyClientEnds(t *testing.T) { testProxyClientEnds(t, 0, 0) }
+
+func testProxyClientEnds(t *testing.T, tx, rx ktls.Offload) {
+	for _, upstreamTLS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("upstream-tls=%v", upstreamTLS), func(t *testing.T) {
+			accepted, got := make(chan struct{}), make(chan error, 1)
+			addr, logs := proxyPair(t, upstreamTLS, &proxyOptions{tx: tx, rx: rx}, func(c net.Conn) {
+				defer c.Close()
+				close(accepted)
+				b, err := io.ReadAll(c)
+				if string(b) != "hi" {
+					err = fmt.Errorf("read %q: %w", b, err)
+				}
+				checkAbnormalErr(t, c, err)
+				got <- err
+			})
+			c := proxyClient(t, addr, upstreamTLS)
+			if _, err := c.Write([]byte("hi")); err != nil {
+				t.Fatal(err)
+			}
+			// Once the proxy is connected: kernel TLS cannot be set up
+			// on a TCP connection whose peer has closed its side.
+			<-accepted
+			if upstreamTLS {
+				reset(c)
+			} else {
+				// The end of the TCP stream without close_notify.
+				closeWrite(c.(*tls.Conn).NetConn())
+			}
+			select {
+			case <-got:
+			case <-time.After(time.Minute): // a guard against hangs only
+				t.Fatal("the upstream saw no end of stream")
+			}
+			waitLog(t, logs, " end=")
+			t.Logf("%s", logLine(logs, " end="))
+		})
+	}
+}
+
+// logLine returns the first line of the log that holds s.
+func logLine(logs *syncBuffer, s string) string {
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, s) {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
+}
+
+// TestKernelProxyEnds is TestProxyUpstreamEnds and TestProxyClientEnds
+// with both directions of the TLS side in the kernel, where the proxy
+// splices.
+func TestKernelProxyEnds(t *testing.T) {
+	ktlstest.RequireKernel(t)
+	t.Run("upstream", func(t *testing.T) { testProxyUpstreamEnds(t, ktls.OffloadKernel, ktls.OffloadKernel) })
+	t.Run("client", func(t *testing.T) { testProxyClientEnds(t, ktls.OffloadKernel, ktls.OffloadKernel) })
 }

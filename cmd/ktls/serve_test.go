@@ -86,7 +86,7 @@ func TestCheckAddr(t *testing.T) {
 			t.Errorf("%q: %v", addr, err)
 		}
 	}
-	for _, addr := range []string{"", "8443", "::1:8443", "127.0.0.1:65536", "a..b:80", "-x:99999", "h:8443x"} {
+	for _, addr := range []string{"", "8443", "::1:8443", "127.0.0.1:65536", "a..b:80", "-x:99999", "-h.example:80", "h h:80", "[::1]x:80", "h:nosuchservice", "h:8443x"} {
 		if err := checkAddr("addr", addr); err == nil {
 			t.Errorf("%q accepted", addr)
 		}

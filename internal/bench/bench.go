@@ -50,6 +50,7 @@ const (
 	MethodHandshake    = "handshake"     // TCP connect, handshake (+ hand-off), one byte each way, close
 	MethodHTTPLarge    = "http-large"    // GET a large file, HTTP/1.1
 	MethodHTTPSmall    = "http-4k"       // GET a 4 KiB file, concurrent clients
+	MethodMemory       = "memory"        // the file server's memory per keep-alive connection (see memStates)
 )
 
 // Options configure a run.
@@ -68,6 +69,8 @@ type Options struct {
 	Rounds int
 	// Concurrency is the number of clients of the 4 KiB HTTP scenario.
 	Concurrency int
+	// MemConns is the number of connections of the memory scenario.
+	MemConns int
 	// Command is the program and arguments that re-execute this binary as a
 	// child (ChildEnv is added to its environment).
 	Command []string
@@ -109,8 +112,12 @@ type Result struct {
 	ReceiverCPUPerOpUs float64 `json:"receiver_cpu_us_per_op,omitempty"`
 	Baseline           string  `json:"baseline,omitempty"`
 	Mode               string  `json:"mode,omitempty"` // ktls: tx/rx mode of the sender
-	Rounds             int     `json:"rounds"`
-	Note               string  `json:"note,omitempty"`
+	// Conns and Memory are the results of the memory scenario: the
+	// number of connections and the memory per connection in each state.
+	Conns  int        `json:"conns,omitempty"`
+	Memory []MemState `json:"memory,omitempty"`
+	Rounds int        `json:"rounds"`
+	Note   string     `json:"note,omitempty"`
 }
 
 // Name is "engine method version suite", the path's name in tables and
@@ -168,6 +175,7 @@ type job struct {
 	engine   string
 	method   string
 	rounds   []sample
+	conns    int // the memory scenario's connections
 }
 
 // sample is one round of one job.
@@ -176,6 +184,7 @@ type sample struct {
 	sndCPU, rcvCPU float64 // s per byte or per op
 	syscalls       float64 // per MiB, -1 if unknown
 	mode           string
+	mem            []memSample // the memory scenario, one per memStates
 }
 
 // plan lists the jobs of a run; kernelErr is kernel.Supported().
@@ -243,14 +252,21 @@ func plan(kernelErr error) []*job {
 		base.res.Engine = "net/http+crypto/tls"
 		add(engine, m, none, base).res.Engine = "ktls-serve(" + engine + ")"
 	}
+	// Memory: net/http + crypto/tls against ktlshttp, with each engine.
+	base := add(EngineCryptoTLS, MethodMemory, none, nil)
+	base.res.Engine = "net/http+crypto/tls"
+	add(EngineUser, MethodMemory, none, base).res.Engine = "ktls-serve(" + EngineUser + ")"
+	if kernelErr == nil {
+		add(EngineKernel, MethodMemory, none, base).res.Engine = "ktls-serve(" + EngineKernel + ")"
+	}
 	return jobs
 }
 
 // Run measures every path and returns one Result per path, unavailable
 // ones included.
 func Run(ctx context.Context, o Options) ([]Result, error) {
-	if o.Size <= 0 || o.WriteSize <= 0 || o.Rounds <= 0 || o.Concurrency <= 0 || o.Duration <= 0 {
-		return nil, errors.New("bench: size, write size, rounds, concurrency and duration must be positive")
+	if o.Size <= 0 || o.WriteSize <= 0 || o.Rounds <= 0 || o.Concurrency <= 0 || o.Duration <= 0 || o.MemConns <= 0 {
+		return nil, errors.New("bench: size, write size, rounds, concurrency, memory connections and duration must be positive")
 	}
 	if len(o.Command) == 0 {
 		return nil, errors.New("bench: no command to re-execute")
@@ -267,8 +283,10 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	if err := writeRandomFile(file, o.FileSize); err != nil {
 		return nil, err
 	}
-	if err := writeRandomFile(filepath.Join(dir, "small.bin"), 4096); err != nil {
-		return nil, err
+	for name, size := range map[string]int64{"small.bin": 4096, memSmallFile: memSmallSize, memLargeFile: memLargeSize} {
+		if err := writeRandomFile(filepath.Join(dir, name), size); err != nil {
+			return nil, err
+		}
 	}
 
 	jobs := plan(kernel.Supported())
@@ -354,6 +372,11 @@ func (j *job) summarize() {
 	if j.baseline != nil {
 		r.Baseline = j.baseline.res.Name()
 	}
+	if j.method == MethodMemory {
+		r.Conns, r.Mode = j.conns, j.rounds[0].mode
+		j.summarizeMemory()
+		return
+	}
 	rate := ratios(func(s sample) float64 { return s.rate })
 	r.RatioVsCryptoTLS, r.RatioMin, r.RatioMax = rate[len(rate)/2], rate[0], rate[len(rate)-1]
 	r.SenderCPURatio = ratio(func(s sample) float64 { return s.sndCPU })
@@ -397,6 +420,10 @@ type runner struct {
 
 // measure runs one round of one job.
 func (r *runner) measure(ctx context.Context, j *job) (sample, error) {
+	if j.method == MethodMemory {
+		j.conns = r.o.MemConns
+		return r.measureMemory(ctx, j)
+	}
 	spec := childSpec{Engine: j.engine, Method: j.method, Version: j.sc.version, Suite: j.sc.suite}
 	var srv, cli childSpec
 	var feed *childSpec

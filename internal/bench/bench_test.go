@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -53,7 +54,7 @@ func TestJSONShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back[1] != sampleResults()[1] {
+	if !reflect.DeepEqual(back[1], sampleResults()[1]) {
 		t.Errorf("round trip: %+v", back[1])
 	}
 	buf.Reset()

@@ -41,6 +41,7 @@ const (
 	roleHSClient   = "hs-client"   // dial, handshake, read one byte, close; repeat
 	roleHTTPServer = "http-server" // serve a directory over HTTPS
 	roleHTTPClient = "http-client" // GET a file repeatedly
+	roleMemClient  = "mem-client"  // keep connections open through the memory scenario's states
 )
 
 // childSpec tells a child process what to do. It travels in ChildEnv as
@@ -134,6 +135,8 @@ func (s *childSpec) run(stdin io.Reader, stdout io.Writer) (*childResult, error)
 		return s.httpServer(stdin, stdout)
 	case roleHTTPClient:
 		return s.httpClient(stdin, stdout)
+	case roleMemClient:
+		return s.memClient(stdin, stdout)
 	}
 	return nil, fmt.Errorf("unknown role %q", s.Role)
 }
@@ -581,11 +584,16 @@ func (s *childSpec) httpServer(stdin io.Reader, stdout io.Writer) (*childResult,
 	m := startMeter(false)
 	fmt.Fprintln(stdout, "ready "+ln.Addr().String())
 	// The parent writes "start" once the clients are connected, and
-	// closes stdin when they are done.
+	// closes stdin when they are done. On "mem" (the memory scenario) the
+	// server answers "mem RSS HEAP" (see memUsage).
 	sc := bufio.NewScanner(stdin)
 	for sc.Scan() {
-		if sc.Text() == "start" {
+		switch sc.Text() {
+		case "start":
 			m = startMeter(false)
+		case "mem":
+			rss, heap := memUsage()
+			fmt.Fprintf(stdout, "mem %d %d\n", rss, heap)
 		}
 	}
 	select {

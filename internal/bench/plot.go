@@ -19,7 +19,7 @@ import (
 func WritePlot(file, title string, results []Result) error {
 	var rs []Result
 	for _, r := range results {
-		if r.Available && r.Baseline != "" {
+		if r.Available && r.Baseline != "" && r.Memory == nil {
 			rs = append(rs, r)
 		}
 	}

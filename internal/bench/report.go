@@ -30,13 +30,15 @@ func ReadJSON(r io.Reader) ([]Result, error) {
 }
 
 // WriteTable writes the results as a text table: the bulk paths, then the
-// handshakes and HTTP scenarios (operations per second), then the paths
-// that could not run and why.
+// handshakes and HTTP scenarios (operations per second), then the memory
+// scenario, then the paths that could not run and why.
 func WriteTable(w io.Writer, results []Result) error {
-	var bulk, ops []Result
+	var bulk, ops, mem []Result
 	for _, r := range results {
 		switch {
 		case !r.Available:
+		case r.Memory != nil:
+			mem = append(mem, r)
 		case r.OpsPerSecond != 0:
 			ops = append(ops, r)
 		default:
@@ -62,6 +64,18 @@ func WriteTable(w io.Writer, results []Result) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t\t%.2fx\t%s\t%.2fx\t%.2fx\t\n",
 			r.Engine, r.Path, dash(r.Version), dash(r.Suite), r.OpsPerSecond, r.SenderCPUPerOpUs, r.ReceiverCPUPerOpUs,
 			r.RatioVsCryptoTLS, ratioRange(r), r.SenderCPURatio, r.ReceiverCPURatio)
+	}
+	if len(mem) > 0 && len(bulk)+len(ops) > 0 {
+		fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t\t\t\t\t")
+	}
+	if len(mem) > 0 {
+		fmt.Fprintln(tw, "engine\tpath\tconns\tstate\tRSS kB/conn\theap kB/conn\tRSS vs crypto/tls\theap vs crypto/tls\t")
+	}
+	for _, r := range mem {
+		for _, m := range r.Memory {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%.1f\t%s\t%s\t\n",
+				r.Engine, r.Path, r.Conns, m.State, kB(m.RSS), m.Heap/1e3, memRatio(m.RSSRatio), memRatio(m.HeapRatio))
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -90,6 +104,22 @@ func WriteTable(w io.Writer, results []Result) error {
 	return nil
 }
 
+// kB formats a memory size per connection in kB (1000 bytes), or "n/a"
+// where the resident set size is unknown (negative).
+func kB(v float64) string {
+	if v < 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f", v/1e3)
+}
+
+func memRatio(v float64) string {
+	if v <= 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2fx", v)
+}
+
 func dash(s string) string {
 	if s == "" {
 		return "-"
@@ -116,10 +146,12 @@ func syscalls(v float64) string {
 // WriteMarkdown writes the results as Markdown tables, as WriteTable does
 // in text.
 func WriteMarkdown(w io.Writer, results []Result) error {
-	var bulk, ops []Result
+	var bulk, ops, mem []Result
 	for _, r := range results {
 		switch {
 		case !r.Available:
+		case r.Memory != nil:
+			mem = append(mem, r)
 		case r.OpsPerSecond != 0:
 			ops = append(ops, r)
 		default:
@@ -146,6 +178,19 @@ func WriteMarkdown(w io.Writer, results []Result) error {
 		fmt.Fprintf(w, "| %s | %s | %s | %.0f | %.0f | %.0f | %.2fx | %s | %.2fx | %.2fx |\n",
 			r.Engine, r.Path, dash(r.Version), r.OpsPerSecond, r.SenderCPUPerOpUs, r.ReceiverCPUPerOpUs,
 			r.RatioVsCryptoTLS, ratioRange(r), r.SenderCPURatio, r.ReceiverCPURatio)
+	}
+	if len(mem) > 0 {
+		if len(bulk)+len(ops) > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintln(w, "| engine | connections | state | RSS kB/conn | heap kB/conn | RSS vs crypto/tls | heap vs crypto/tls |")
+		fmt.Fprintln(w, "|---|--:|---|--:|--:|--:|--:|")
+	}
+	for _, r := range mem {
+		for _, m := range r.Memory {
+			fmt.Fprintf(w, "| %s | %d | %s | %s | %.1f | %s | %s |\n",
+				r.Engine, r.Conns, m.State, kB(m.RSS), m.Heap/1e3, memRatio(m.RSSRatio), memRatio(m.HeapRatio))
+		}
 	}
 	first := true
 	for _, r := range results {

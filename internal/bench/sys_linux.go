@@ -43,3 +43,24 @@ func countSyscalls(sendfile bool) int64 {
 	}
 	return r + w
 }
+
+// residentSetSize returns this process's resident set size (VmRSS of
+// /proc/self/status) in bytes, or -1.
+func residentSetSize() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for line := range bytes.Lines(b) {
+		if v, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
+			f := bytes.Fields(v)
+			if len(f) != 2 || string(f[1]) != "kB" {
+				return -1
+			}
+			if n, err := strconv.ParseInt(string(f[0]), 10, 64); err == nil {
+				return n << 10
+			}
+		}
+	}
+	return -1
+}
