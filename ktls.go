@@ -283,23 +283,10 @@ func Dial(network, addr string, config *Config) (*Conn, error) {
 }
 
 // DialContext is Dial with a context, which bounds the connection and the
-// handshake; once the handshake is done it has no effect.
+// handshake; once the handshake is done it has no effect. A Dialer sets
+// the net.Dialer too.
 func DialContext(ctx context.Context, network, addr string, config *Config) (*Conn, error) {
-	var d net.Dialer
-	raw, err := d.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		host = addr
-	}
-	c := newClient(raw, config, host)
-	if err := c.HandshakeContext(ctx); err != nil {
-		raw.Close()
-		return nil, err
-	}
-	return c, nil
+	return (&Dialer{Config: config}).dial(ctx, network, addr)
 }
 
 // Listen creates a TLS listener accepting connections on laddr, as
