@@ -1,6 +1,7 @@
 package ktlshttp
 
 import (
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/ktls-go/ktls"
+	"github.com/ktls-go/ktls/internal/ktlstest"
 )
 
 // protoHandler answers with the request's protocol and body.
@@ -216,5 +218,38 @@ func TestTransportVerifies(t *testing.T) {
 	c := &http.Client{Transport: &Transport{}} // system roots
 	if _, err := c.Get(ts.url("/")); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("Get with the system roots: %v, want a certificate error", err)
+	}
+}
+
+// TestKernelTransport: with both directions required in the kernel on
+// both ends, HTTP/2 and HTTP/1.1 responses arrive whole, and ResponseConn
+// reports the kernel's modes.
+func TestKernelTransport(t *testing.T) {
+	ktlstest.RequireKernel(t)
+	data := make([]byte, 1<<20+3)
+	rand.Read(data)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(data) })
+	for _, tc := range []struct {
+		alpn  []string
+		major int
+	}{{nil, 2}, {[]string{"http/1.1"}, 1}} {
+		ts := startServer(t, h, nil, func(s *Server) {
+			s.Config.TX, s.Config.RX = ktls.OffloadKernel, ktls.OffloadKernel
+			s.Config.TLS.NextProtos = tc.alpn
+		})
+		c := &http.Client{Transport: newTransport(ts.pool, ktls.OffloadKernel, ktls.OffloadKernel)}
+		for range 2 {
+			resp, body := do(t, c, "GET", ts.url("/"), "")
+			if resp.ProtoMajor != tc.major || body != string(data) || resp.TLS == nil {
+				t.Errorf("%s: %d bytes, TLS %v; want HTTP/%d, %d bytes", resp.Proto, len(body), resp.TLS != nil, tc.major, len(data))
+			}
+			kc := ResponseConn(resp)
+			tx, rx := kc.Mode()
+			if !tx.IsKernel() || !rx.IsKernel() {
+				t.Errorf("%s: tx=%v rx=%v, want both in the kernel", resp.Proto, tx, rx)
+			}
+			t.Logf("%s %s: tx=%v rx=%v", resp.Proto, tls.CipherSuiteName(resp.TLS.CipherSuite), tx, rx)
+		}
+		c.CloseIdleConnections()
 	}
 }
