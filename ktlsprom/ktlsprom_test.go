@@ -116,24 +116,14 @@ func flatten(mf map[string]*dto.MetricFamily) []string {
 	return lines
 }
 
-// TestCollector: the collector registered in a registry of the caller's,
-// scraped through promhttp and read back with the client library's text
-// parser, passes the library's lint and says what ktls.Stats() says, as
-// Statistics.WritePrometheus does (same names, types, labels and values).
-func TestCollector(t *testing.T) {
-	handshake(t)
-	c := NewCollector()
-	c.kernelStats = func() (map[string]uint64, error) {
-		return map[string]uint64{"TlsCurrTxSw": 1, "TlsTxSw": 7}, nil
-	}
+// scrape registers c in a registry of the caller's, scrapes it through
+// promhttp and reads the text back with the client library's parser.
+func scrape(t *testing.T, c prometheus.Collector) map[string]*dto.MetricFamily {
+	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	if err := reg.Register(c); err != nil {
 		t.Fatal(err)
 	}
-	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
-		t.Errorf("lint: %v %+v", err, problems)
-	}
-
 	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	defer srv.Close()
 	resp, err := http.Get(srv.URL)
@@ -145,22 +135,95 @@ func TestCollector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := families(t, text)
+	return families(t, text)
+}
 
+// TestCollector: the collector passes the client library's lint, and a
+// scrape has every metric with its type and labels, and ktls.Stats()'s
+// values.
+func TestCollector(t *testing.T) {
+	handshake(t)
+	c := NewCollector()
+	c.kernelStats = func() (map[string]uint64, error) { return map[string]uint64{"TlsTxSw": 7}, nil }
+	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %+v", err, problems)
+	}
+	got := scrape(t, c)
+	s := ktls.Stats()
+	for _, w := range []struct {
+		name   string
+		typ    dto.MetricType
+		labels string // label names, comma-separated
+		n      int    // samples
+	}{
+		{"ktls_enabled", dto.MetricType_GAUGE, "", 1},
+		{"ktls_cbc_enabled", dto.MetricType_GAUGE, "", 1},
+		{"ktls_handshakes_total", dto.MetricType_COUNTER, "", 1},
+		{"ktls_handshake_errors_total", dto.MetricType_COUNTER, "", 1},
+		{"ktls_connections", dto.MetricType_GAUGE, "direction,mode", 10},
+		{"ktls_connections_total", dto.MetricType_COUNTER, "direction,mode", 10},
+		{"ktls_records_total", dto.MetricType_COUNTER, "direction", 2},
+		{"ktls_bytes_total", dto.MetricType_COUNTER, "direction", 2},
+		{"ktls_fallbacks_total", dto.MetricType_COUNTER, "reason", 7},
+		{"ktls_bad_records_total", dto.MetricType_COUNTER, "class", 4},
+		{"ktls_rekeys_total", dto.MetricType_COUNTER, "direction", 2},
+		{"ktls_rekey_errors_total", dto.MetricType_COUNTER, "", 1},
+		{"ktls_control_records_total", dto.MetricType_COUNTER, "kind", 6},
+		{"ktls_kernel", dto.MetricType_UNTYPED, "counter", 1},
+	} {
+		f := got[w.name]
+		if f == nil || f.GetType() != w.typ || len(f.GetMetric()) != w.n {
+			t.Errorf("%s: %v, want %d samples of type %v", w.name, f, w.n, w.typ)
+			continue
+		}
+		var names []string
+		for _, l := range f.GetMetric()[0].GetLabel() {
+			names = append(names, l.GetName())
+		}
+		if strings.Join(names, ",") != w.labels {
+			t.Errorf("%s: labels %q, want %q", w.name, names, w.labels)
+		}
+	}
+	if len(got) != 14 {
+		t.Errorf("%d metric families, want 14", len(got))
+	}
+	// Values: the handshakes (nothing else runs in this test binary) and
+	// user-space connections handed off (this host has no kernel TLS, or
+	// the kernel took them: either way the total is Stats()'s).
+	if v := got["ktls_handshakes_total"].GetMetric()[0].GetCounter().GetValue(); v != float64(s.Handshakes) || v < 2 {
+		t.Errorf("ktls_handshakes_total = %v, Stats().Handshakes = %d", v, s.Handshakes)
+	}
+	var tx float64
+	for _, m := range got["ktls_connections_total"].GetMetric() {
+		if m.GetLabel()[0].GetValue() == "tx" {
+			tx += m.GetCounter().GetValue()
+		}
+	}
+	if tx != float64(s.Handshakes) {
+		t.Errorf("ktls_connections_total{direction=\"tx\"} sum to %v, want %d (one per hand-off)", tx, s.Handshakes)
+	}
+}
+
+// TestCollectorMatchesWritePrometheus: the collector says what
+// Statistics.WritePrometheus writes (names, types, labels, values), so that
+// the hand-written exposition can go. Remove this test with it.
+func TestCollectorMatchesWritePrometheus(t *testing.T) {
+	handshake(t)
+	c := NewCollector()
+	c.kernelStats = func() (map[string]uint64, error) {
+		return map[string]uint64{"TlsCurrTxSw": 1, "TlsTxSw": 7}, nil
+	}
+	got := scrape(t, c)
 	var b bytes.Buffer
 	if err := ktls.Stats().WritePrometheus(&b); err != nil {
 		t.Fatal(err)
 	}
-	b.WriteString("# HELP ktls_kernel The kernel's TLS counters (/proc/net/tls_stat, kern.ipc.tls.stats).\n# TYPE ktls_kernel untyped\n" +
+	b.WriteString("# HELP ktls_kernel The kernel's TLS counters.\n# TYPE ktls_kernel untyped\n" +
 		"ktls_kernel{counter=\"TlsCurrTxSw\"} 1\nktls_kernel{counter=\"TlsTxSw\"} 7\n")
 	want := families(t, b.Bytes())
-
 	g, w := flatten(got), flatten(want)
 	if strings.Join(g, "\n") != strings.Join(w, "\n") {
 		t.Errorf("collector and WritePrometheus differ:\ncollector:\n%s\nWritePrometheus:\n%s", strings.Join(g, "\n"), strings.Join(w, "\n"))
-	}
-	if v := got["ktls_handshakes_total"].GetMetric()[0].GetCounter().GetValue(); v < 2 {
-		t.Errorf("ktls_handshakes_total = %v after a handshake on both ends", v)
 	}
 }
 
