@@ -19,7 +19,8 @@ import (
 var Families = []string{"5.10", "6.1", "6.12", "7"}
 
 // flavour is the Debian kernel flavour used: the smallest one that has
-// CONFIG_TLS=m and boots under qemu.
+// CONFIG_TLS=m and boots under qemu (Debian 11's 5.10 has CONFIG_TLS in no
+// flavour: the lab builds its module, see tlsmod.go).
 const flavour = "cloud-amd64"
 
 // Kernel is one extracted Debian kernel.
