@@ -22,7 +22,8 @@
 // kern.ipc.tls.cbc_enable, and Stats reports counters modelled on
 // kern.ipc.tls.stats and /proc/net/tls_stat, also published with expvar
 // (as "ktls") and in the Prometheus text format
-// (Statistics.WritePrometheus). Programs that run their own handshake can
+// (Statistics.WritePrometheus; package ktlsprom has a collector for
+// Prometheus's client library). Programs that run their own handshake can
 // give one direction of any TCP connection to the kernel with Install and a
 // Session, as ktls(4)'s TCP_TXTLS_ENABLE / TCP_RXTLS_ENABLE do.
 package ktls
@@ -318,23 +319,10 @@ func Dial(network, addr string, config *Config) (*Conn, error) {
 }
 
 // DialContext is Dial with a context, which bounds the connection and the
-// handshake; once the handshake is done it has no effect.
+// handshake; once the handshake is done it has no effect. A Dialer sets
+// the net.Dialer too.
 func DialContext(ctx context.Context, network, addr string, config *Config) (*Conn, error) {
-	var d net.Dialer
-	raw, err := d.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		host = addr
-	}
-	c := newClient(raw, config, host)
-	if err := c.HandshakeContext(ctx); err != nil {
-		raw.Close()
-		return nil, err
-	}
-	return c, nil
+	return (&Dialer{Config: config}).dial(ctx, network, addr)
 }
 
 // Listen creates a TLS listener accepting connections on laddr, as

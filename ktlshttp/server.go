@@ -1,5 +1,6 @@
 // Package ktlshttp serves net/http handlers over kernel TLS: HTTP/1.1 and
-// HTTP/2 on *ktls.Conn connections.
+// HTTP/2 on *ktls.Conn connections. Its Transport is the client side: an
+// http.RoundTripper speaking HTTP/1.1 or HTTP/2 on *ktls.Conn connections.
 //
 // net/http starts HTTP/2 only on a *tls.Conn, so this package does what
 // http.Server.ServeTLS does for crypto/tls: it

@@ -1,38 +1,31 @@
 package main
 
 import (
-	"bufio"
 	"expvar"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
-	"slices"
-	"strconv"
 	"time"
 
-	"github.com/ktls-go/ktls"
-	"github.com/ktls-go/ktls/internal/kernel"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ktls-go/ktls/ktlsprom"
 )
 
-// metricsHandler serves ktls.Stats() and the kernel's TLS counters in the
-// Prometheus text format at /metrics, and expvar (with ktls.Stats() under
-// "ktls") at /debug/vars.
-func metricsHandler() http.Handler {
+// metricsHandler serves, at /metrics, the ktlsprom collector (ktls.Stats()
+// and the kernel's TLS counters) with the Go runtime's and the process's
+// collectors, by promhttp (the Prometheus text format, or what the scraper
+// asks for), and expvar (with ktls.Stats() under "ktls") at /debug/vars.
+func metricsHandler(logger *slog.Logger) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(ktlsprom.NewCollector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		bw := bufio.NewWriter(w)
-		ktls.Stats().WritePrometheus(bw)
-		if m, err := kernel.Stats(); err == nil {
-			fmt.Fprintf(bw, "# HELP ktls_kernel The kernel's TLS counters (/proc/net/tls_stat, kern.ipc.tls.*).\n# TYPE ktls_kernel untyped\n")
-			for _, k := range slices.Sorted(maps.Keys(m)) {
-				fmt.Fprintf(bw, "ktls_kernel{counter=%s} %d\n", strconv.Quote(k), m[k])
-			}
-		}
-		bw.Flush()
-	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}))
 	mux.Handle("GET /debug/vars", expvar.Handler())
 	return mux
 }
@@ -45,7 +38,7 @@ func serveMetrics(addr string, logger *slog.Logger) (stop func(), err error) {
 		return nil, fmt.Errorf("--metrics: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           metricsHandler(),
+		Handler:           metricsHandler(logger),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelInfo),
 	}

@@ -26,8 +26,8 @@ TlsDecryptError...), FreeBSD's kern.ipc.tls.* sysctls.
 
 With --url, print instead the counters of a running ktls serve from its
 --metrics endpoint (URL http://HOST:PORT, or the full URL of the Prometheus
-text; /metrics is added to a URL without a path). Metric names lose their
-"ktls_" prefix and each label value becomes a further dotted component:
+text; /metrics is added to a URL without a path): the ktls_ metrics, not
+the Go runtime's and the process's. Metric names lose their "ktls_" prefix and each label value becomes a further dotted component:
 ktls_connections{direction="tx",mode="kernel-sw"} 3 is printed as
 connections.tx.kernel-sw: 3.
 
@@ -128,8 +128,8 @@ func remoteStats(ctx context.Context, u *url.URL) ([]string, error) {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
+		if !strings.HasPrefix(line, "ktls_") {
+			continue // comments, go_*, process_*
 		}
 		name, value, err := promSample(line)
 		if err != nil {

@@ -45,7 +45,7 @@ func kernelTX(t *testing.T, s suite, seq uint64) (k, peer *net.TCPConn, rc sysca
 // sequence numbers.
 func TestKernelTX(t *testing.T) {
 	ktlstest.RequireKernel(t)
-	for _, s := range suites {
+	for _, s := range kernelSuites(t) {
 		t.Run(s.name, func(t *testing.T) {
 			a, b := tcpPair(t)
 			rc := rawConn(t, a)
@@ -92,7 +92,7 @@ func TestKernelTX(t *testing.T) {
 // set.
 func TestKernelRX(t *testing.T) {
 	ktlstest.RequireKernel(t)
-	for _, s := range suites {
+	for _, s := range kernelSuites(t) {
 		t.Run(s.name, func(t *testing.T) {
 			a, b := tcpPair(t)
 			rc := rawConn(t, a)
@@ -206,7 +206,7 @@ func TestKernelControlRecords(t *testing.T) {
 	ktlstest.RequireKernel(t)
 	alert := []byte{1, 0} // warning, close_notify
 	handshake := []byte{4, 0, 0, 3, 'a', 'b', 'c'}
-	for _, s := range suites {
+	for _, s := range kernelSuites(t) {
 		t.Run(s.name, func(t *testing.T) {
 			t.Run("TX", func(t *testing.T) {
 				_, b, rc, o := kernelTX(t, s, 0)
@@ -323,7 +323,7 @@ func TestKernelControlRecords(t *testing.T) {
 // a kernel starts sending empty records, this test says so.
 func TestKernelZeroLengthSend(t *testing.T) {
 	ktlstest.RequireKernel(t)
-	for _, s := range suites {
+	for _, s := range kernelSuites(t) {
 		t.Run(s.name, func(t *testing.T) {
 			_, b, rc, o := kernelTX(t, s, 0)
 			if _, err := kernel.SendRecord(rc, record.TypeHandshake, nil); !errors.Is(err, syscall.EINVAL) {
@@ -354,7 +354,7 @@ func TestKernelZeroLengthSend(t *testing.T) {
 // with EBADMSG, after the good records before it were delivered.
 func TestKernelBadRecord(t *testing.T) {
 	ktlstest.RequireKernel(t)
-	for _, s := range suites {
+	for _, s := range kernelSuites(t) {
 		t.Run(s.name, func(t *testing.T) {
 			a, b := tcpPair(t)
 			rc := rawConn(t, a)
@@ -394,7 +394,7 @@ func TestKernelBadRecord(t *testing.T) {
 func TestKernelSendfile(t *testing.T) {
 	ktlstest.RequireKernel(t)
 	data := randomBytes(200<<10 + 123)
-	for _, s := range suites {
+	for _, s := range kernelSuites(t) {
 		t.Run(s.name, func(t *testing.T) {
 			t.Run("sendfile", func(t *testing.T) {
 				_, b, rc, o := kernelTX(t, s, 9)
@@ -463,7 +463,7 @@ func sendfile(rc syscall.RawConn, f *os.File, n int) error {
 // cipher after Enable.
 func TestKernelSocketInfo(t *testing.T) {
 	ktlstest.RequireKernel(t)
-	for _, s := range suites {
+	for _, s := range kernelSuites(t) {
 		t.Run(s.name, func(t *testing.T) {
 			a, _ := tcpPair(t)
 			rc := rawConn(t, a)
@@ -686,7 +686,7 @@ func yesNo(err error) string {
 func TestKernelRekey(t *testing.T) {
 	ktlstest.RequireKernel(t)
 	keyUpdate := []byte{24, 0, 0, 1, 0} // KeyUpdate, update_not_requested
-	for _, s := range suites {
+	for _, s := range kernelSuites(t) {
 		if s.version != tls.VersionTLS13 {
 			continue
 		}
@@ -811,4 +811,55 @@ func TestKernelSocketInfoUnprivileged(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// kernelSuites returns the suites of the kernel's TLS (ktlstest.KernelSuite),
+// after checking that the kernel refuses each of the others with EINVAL
+// (ChaCha20-Poly1305 before Linux 5.11), the answer on which OffloadAuto's
+// per-suite fallback to the user-space record layer relies.
+func kernelSuites(t *testing.T) []suite {
+	t.Helper()
+	var have []suite
+	for _, s := range suites {
+		switch err := ktlstest.KernelSuite(s.version, s.id); {
+		case err == nil:
+			have = append(have, s)
+		case errors.Is(err, syscall.EINVAL):
+			t.Logf("%s: not in this kernel's TLS (%v): tested as refused", s.name, err)
+		default:
+			t.Errorf("%s: %v, want nil or EINVAL", s.name, err)
+		}
+	}
+	return have
+}
+
+// TestKernelMissingSuites: a suite the kernel's TLS lacks is refused with
+// EINVAL in both directions, and the socket stays usable for a suite it has
+// (what OffloadAuto's per-suite fallback does).
+func TestKernelMissingSuites(t *testing.T) {
+	ktlstest.RequireKernel(t)
+	have := kernelSuites(t)
+	for _, s := range suites {
+		if ktlstest.KernelSuite(s.version, s.id) == nil {
+			continue
+		}
+		t.Run(s.name, func(t *testing.T) {
+			a, _ := tcpPair(t)
+			rc := rawConn(t, a)
+			if err := kernel.Attach(rc); err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range []kernel.Direction{kernel.TX, kernel.RX} {
+				if err := kernel.Enable(rc, d, s.session(0)); !errors.Is(err, syscall.EINVAL) {
+					t.Errorf("Enable %v: %v, want EINVAL", d, err)
+				}
+			}
+			if len(have) > 0 {
+				if err := kernel.Enable(rc, kernel.TX, have[0].session(0)); err != nil {
+					t.Errorf("Enable TX %s after the refusal: %v", have[0].name, err)
+				}
+			}
+		})
+	}
+	t.Logf("kernel's TLS has %d of %d suites", len(have), len(suites))
 }

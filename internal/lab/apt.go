@@ -14,8 +14,11 @@ import (
 
 // labSuites are the Debian suites searched for kernels. The security suite
 // is reached through the security archive's URI, the others through the
-// main archive's.
+// main archive's. Debian 11's kernel comes from bullseye's last point
+// release: bullseye-security (Debian LTS) is not searched, its packages are
+// not on every mirror of the security archive.
 var labSuites = []string{
+	"bullseye", "bullseye-updates",
 	"bookworm", "bookworm-updates", "bookworm-backports",
 	"trixie", "trixie-backports", "sid",
 }

@@ -43,6 +43,8 @@ func TestMatchPrefix(t *testing.T) {
 
 func TestPick(t *testing.T) {
 	names := []string{
+		"linux-image-5.10.0-30-cloud-amd64-unsigned", "linux-image-5.10.0-32-cloud-amd64-unsigned",
+		"linux-image-6.1.0-0.deb11.21-cloud-amd64-unsigned", // Debian 11 LTS's 6.1: older than 6.1.0-56
 		"linux-image-6.1.0-47-cloud-amd64-unsigned", "linux-image-6.1.0-56-cloud-amd64-unsigned",
 		"linux-image-6.1.0-57-cloud-amd64", // signed only: not used
 		"linux-image-6.12.90+deb12.1-cloud-amd64-unsigned", "linux-image-6.12.117+deb12-cloud-amd64-unsigned",
@@ -55,7 +57,7 @@ func TestPick(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"6.1": "6.1.0-56-cloud-amd64", "6.12": "6.12.117+deb13-cloud-amd64", "7": "7.3.4+deb13-cloud-amd64"}
+	want := map[string]string{"5.10": "5.10.0-32-cloud-amd64", "6.1": "6.1.0-56-cloud-amd64", "6.12": "6.12.117+deb13-cloud-amd64", "7": "7.3.4+deb13-cloud-amd64"}
 	for f, r := range want {
 		if best[f].release != r {
 			t.Errorf("family %s: got %q, want %q", f, best[f].release, r)

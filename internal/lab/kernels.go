@@ -12,13 +12,15 @@ import (
 	"strings"
 )
 
-// Families are the kernel series the lab keeps, newest release of each:
-// Debian 12's 6.1, the 6.12 of Debian 12 backports and Debian 13, and the
-// newest 7.x.
-var Families = []string{"6.1", "6.12", "7"}
+// Families are the kernel series the lab keeps, newest release of each,
+// oldest first: Debian 11's 5.10 (kernel TLS with AES-GCM but without
+// ChaCha20-Poly1305), Debian 12's 6.1, the 6.12 of Debian 12 backports and
+// Debian 13, and the newest 7.x.
+var Families = []string{"5.10", "6.1", "6.12", "7"}
 
 // flavour is the Debian kernel flavour used: the smallest one that has
-// CONFIG_TLS=m and boots under qemu.
+// CONFIG_TLS=m and boots under qemu (Debian 11's 5.10 has CONFIG_TLS in no
+// flavour: the lab builds its module, see tlsmod.go).
 const flavour = "cloud-amd64"
 
 // Kernel is one extracted Debian kernel.
@@ -133,8 +135,8 @@ func pick(cs []candidate) (map[string]candidate, error) {
 		}
 	}
 	if len(missing) > 0 {
-		return best, fmt.Errorf("no %s kernel found for series %s in the suites %s, %s",
-			flavour, strings.Join(missing, ", "), strings.Join(labSuites, ", "), labSecuritySuite)
+		return best, fmt.Errorf("no %s kernel found for series %s in the suites %s",
+			flavour, strings.Join(missing, ", "), strings.Join(append(labSuites, labSecuritySuite), ", "))
 	}
 	return best, nil
 }
@@ -284,6 +286,11 @@ func extractKernel(o *Options, apt *aptEnv, dir, family string, c candidate) (Ke
 	}
 	for _, f := range files {
 		if err := command("", "dpkg-deb", "-x", f, tmp); err != nil {
+			return k, err
+		}
+	}
+	if withoutTLS(tmp, c.release) {
+		if err := buildTLSModule(o, apt, tmp, c.release, files[0]); err != nil {
 			return k, err
 		}
 	}

@@ -61,7 +61,7 @@ func (m *machine) args() []string {
 	a := append(accel,
 		"-smp", "2", "-m", "1024", "-nographic", "-no-reboot",
 		"-kernel", m.kernel.Vmlinuz, "-initrd", m.initrd,
-		"-append", "console=ttyS0 quiet loglevel=3 panic=-1 printk.time=1 no_timer_check")
+		"-append", "console=ttyS0 quiet loglevel=3 panic=-1 printk.time=1 no_timer_check tsc=reliable")
 	if !m.network {
 		return append(a, "-nic", "none")
 	}

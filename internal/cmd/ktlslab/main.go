@@ -29,7 +29,7 @@ const usage = `usage:
   ktlslab test [-kernel K] [-require] [-timeout D] [-kvm] [packages] [-- go test flags]
   ktlslab run [-kernel K] [-timeout D] [-kvm] [-forward [127.0.0.1:]HOSTPORT:GUESTPORT]... [-file HOSTPATH:GUESTPATH]... -- PROGRAM [ARGS]
 
-K selects kernels by release prefix (6.1, 6.12, 7, all). The cache is
+K selects kernels by release prefix (5.10, 6.1, 6.12, 7, all). The cache is
 $KTLS_LAB_CACHE, else $XDG_CACHE_HOME/ktls-lab, else ~/.cache/ktls-lab.
 `
 
