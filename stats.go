@@ -93,11 +93,11 @@ type Fallbacks struct {
 // BadRecords counts received records refused as bad, by class (the errno
 // the record layer or the kernel reports).
 type BadRecords struct {
-	// MAC: authentication failed (EBADMSG, alert bad_record_mac);
-	// Linux's TlsDecryptError.
+	// MAC: authentication failed, or the record is too short to
+	// authenticate (EBADMSG, alert bad_record_mac); Linux's
+	// TlsDecryptError counts the former.
 	MAC uint64 `json:"bad_mac"`
-	// Overflow: a record too long or too short (EMSGSIZE, alert
-	// record_overflow or decode_error).
+	// Overflow: a record too long (EMSGSIZE, alert record_overflow).
 	Overflow uint64 `json:"overflow"`
 	// Invalid: a bad header, type or version (EINVAL, alert
 	// unexpected_message or protocol_version).
