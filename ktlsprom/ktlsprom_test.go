@@ -168,7 +168,9 @@ func TestCollector(t *testing.T) {
 		{"ktls_bad_records_total", dto.MetricType_COUNTER, "class", 4},
 		{"ktls_rekeys_total", dto.MetricType_COUNTER, "direction", 2},
 		{"ktls_rekey_errors_total", dto.MetricType_COUNTER, "", 1},
-		{"ktls_control_records_total", dto.MetricType_COUNTER, "kind", 6},
+		{"ktls_key_limit_exceeded_total", dto.MetricType_COUNTER, "", 1},
+		{"ktls_eof_without_close_notify_total", dto.MetricType_COUNTER, "", 1},
+		{"ktls_control_records_total", dto.MetricType_COUNTER, "kind", 7},
 		{"ktls_kernel", dto.MetricType_UNTYPED, "counter", 1},
 	} {
 		f := got[w.name]
@@ -184,8 +186,8 @@ func TestCollector(t *testing.T) {
 			t.Errorf("%s: labels %q, want %q", w.name, names, w.labels)
 		}
 	}
-	if len(got) != 14 {
-		t.Errorf("%d metric families, want 14", len(got))
+	if len(got) != 16 {
+		t.Errorf("%d metric families, want 16", len(got))
 	}
 	// Values: the handshakes (nothing else runs in this test binary) and
 	// user-space connections handed off (this host has no kernel TLS, or
