@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -100,19 +101,26 @@ func TestKernelRecordsBehindFinished(t *testing.T) {
 // ChangeCipherSpec or handshake record is refused with an error and an
 // alert. None may be taken into the handshake and lost there.
 func testRecordsBehindFinished(t *testing.T, engine Offload) {
-	ccs := []byte{byte(record.TypeChangeCipherSpec), 3, 3, 0, 1, 1}
-	hs := []byte{byte(record.TypeHandshake), 3, 3, 0, 5, typeKeyUpdate, 0, 0, 1, 0}
-	cases := []struct {
-		name  string
-		plain []byte // plaintext records to send
-		data  bool   // then an application data record
-	}{
-		{"change_cipher_spec", ccs, false},
-		{"handshake", hs, false},
-		{"change_cipher_spec_handshake", append(ccs[:len(ccs):len(ccs)], hs...), false},
-		{"application_data", nil, true},
-	}
 	for _, version := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
+		ccs := []byte{byte(record.TypeChangeCipherSpec), 3, 3, 0, 1, 1}
+		hs := []byte{byte(record.TypeHandshake), 3, 3, 0, 5, typeKeyUpdate, 0, 0, 1, 0}
+		if version == tls.VersionTLS12 {
+			// Bodies long enough for the AEAD: Linux leaves a TLS 1.2
+			// record shorter than its overhead pending without an error
+			// (issue 13, item 11e, a kernel matter, not the hand-off's).
+			ccs = slices.Concat([]byte{byte(record.TypeChangeCipherSpec), 3, 3, 0, 40, 1}, make([]byte, 39))
+			hs = slices.Concat([]byte{byte(record.TypeHandshake), 3, 3, 0, 40, 0, 0, 0, 36}, make([]byte, 36))
+		}
+		cases := []struct {
+			name  string
+			plain []byte // plaintext records to send
+			data  bool   // then an application data record
+		}{
+			{"change_cipher_spec", ccs, false},
+			{"handshake", hs, false},
+			{"change_cipher_spec_handshake", slices.Concat(ccs, hs), false},
+			{"application_data", nil, true},
+		}
 		for _, side := range []string{"server", "client"} {
 			for _, tc := range cases {
 				if tc.data && version == tls.VersionTLS12 {
