@@ -206,29 +206,6 @@ func TestCollector(t *testing.T) {
 	}
 }
 
-// TestCollectorMatchesWritePrometheus: the collector says what
-// Statistics.WritePrometheus writes (names, types, labels, values), so that
-// the hand-written exposition can go. Remove this test with it.
-func TestCollectorMatchesWritePrometheus(t *testing.T) {
-	handshake(t)
-	c := NewCollector()
-	c.kernelStats = func() (map[string]uint64, error) {
-		return map[string]uint64{"TlsCurrTxSw": 1, "TlsTxSw": 7}, nil
-	}
-	got := scrape(t, c)
-	var b bytes.Buffer
-	if err := ktls.Stats().WritePrometheus(&b); err != nil {
-		t.Fatal(err)
-	}
-	b.WriteString("# HELP ktls_kernel The kernel's TLS counters.\n# TYPE ktls_kernel untyped\n" +
-		"ktls_kernel{counter=\"TlsCurrTxSw\"} 1\nktls_kernel{counter=\"TlsTxSw\"} 7\n")
-	want := families(t, b.Bytes())
-	g, w := flatten(got), flatten(want)
-	if strings.Join(g, "\n") != strings.Join(w, "\n") {
-		t.Errorf("collector and WritePrometheus differ:\ncollector:\n%s\nWritePrometheus:\n%s", strings.Join(g, "\n"), strings.Join(w, "\n"))
-	}
-}
-
 // TestCollectorKernel: ktls_kernel carries the kernel's counters where it
 // has them, and is left out where it has none.
 func TestCollectorKernel(t *testing.T) {
