@@ -30,8 +30,10 @@ cache=${KTLS_BOGO_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ktls-bogo}
 # 1.2 and 1.3 (-client, -server, -LargeRecord, -BadRecord), KeyUpdate both ways, alerts sent
 # and received, close_notify both ways, empty and padded records, largest records, keying
 # material export, tls-unique and renegotiation refusal. Handshake tests are left to the host
-# run: the handshake is crypto/tls's in both engines.
-labtests='TLS-TLS12-*GCM*;TLS-TLS12-*CHACHA20*;TLS-TLS13-*GCM*;TLS-TLS13-*CHACHA20*;KeyUpdate-*;TooManyKeyUpdates;Shutdown-*;Unclean-Shutdown*;ShimSendAlert-*;Send*Alert*;SendEmptyRecords*;SendPostHandshakeChangeCipherSpec-TLS13;TLS13-EmptyRecords;TLS13-RecordPadding;LargePlaintext*;LargeCiphertext;SendInvalidRecordType;DoubleAlert;FragmentAlert;Alert;ExportKeyingMaterial-*TLS1[23];TLSUnique-*;Renegotiate-*'
+# run: the handshake is crypto/tls's in both engines. SendEmptyRecords (33 empty records must
+# fail) is left out: Linux passes over empty application data records itself, without a limit
+# (README, "records that carry nothing"); the host run checks ktls's own limit.
+labtests='TLS-TLS12-*GCM*;TLS-TLS12-*CHACHA20*;TLS-TLS13-*GCM*;TLS-TLS13-*CHACHA20*;KeyUpdate-*;TooManyKeyUpdates;Shutdown-*;Unclean-Shutdown*;ShimSendAlert-*;Send*Alert*;SendPostHandshakeChangeCipherSpec-TLS13;TLS13-EmptyRecords;TLS13-RecordPadding;LargePlaintext*;LargeCiphertext;SendInvalidRecordType;DoubleAlert;FragmentAlert;Alert;ExportKeyingMaterial-*TLS1[23];TLSUnique-*;Renegotiate-*'
 
 die() { echo "bogo: $*" >&2; exit 1; }
 
