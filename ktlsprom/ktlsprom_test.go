@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -87,33 +86,6 @@ func families(t *testing.T, text []byte) map[string]*dto.MetricFamily {
 		t.Fatalf("parsing the exposition: %v\n%s", err, text)
 	}
 	return mf
-}
-
-// flatten renders metric families as sorted "name{labels} type value"
-// lines, to compare two expositions.
-func flatten(mf map[string]*dto.MetricFamily) []string {
-	var lines []string
-	for name, f := range mf {
-		for _, m := range f.GetMetric() {
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, l.GetName()+"="+l.GetValue())
-			}
-			sort.Strings(labels)
-			var v float64
-			switch {
-			case m.Counter != nil:
-				v = m.GetCounter().GetValue()
-			case m.Gauge != nil:
-				v = m.GetGauge().GetValue()
-			case m.Untyped != nil:
-				v = m.GetUntyped().GetValue()
-			}
-			lines = append(lines, name+"{"+strings.Join(labels, ",")+"} "+f.GetType().String()+" "+model.SampleValue(v).String())
-		}
-	}
-	sort.Strings(lines)
-	return lines
 }
 
 // scrape registers c in a registry of the caller's, scrapes it through
