@@ -153,8 +153,8 @@ func SendRecord(c syscall.RawConn, typ record.ContentType, p []byte) (int, error
 const DataReadSafe = false
 
 // SpliceRXSafe reports whether splice(2) out of a socket with receive
-// offload is safe for a copy loop: FreeBSD has no splice(2) of that kind,
-// and every record must be read with RecvRecord (see DataReadSafe).
+// offload is safe for a copy loop: FreeBSD has no splice(2), and every
+// record must be read with RecvRecord (see DataReadSafe).
 func SpliceRXSafe() bool { return false }
 
 // RecvRecord reads the next record's payload into p, which must hold

@@ -172,9 +172,9 @@ const DataReadSafe = true
 // SpliceRXSafe reports whether splice(2) out of a socket with receive
 // offload returns each record's data once and in order, so that a copy loop
 // may splice from it. Before Linux 5.16 tls_sw_splice_read could return a
-// record again (a non-blocking splice was taken for a peek), skip the part
-// of a record recvmsg had left in rx_list, or splice a control record's
-// payload; reading with recvmsg or read(2) is correct there. It reads the
+// record again (a non-blocking splice was taken for a peek), skip the
+// records recvmsg had already decrypted into rx_list, or splice a control
+// record's payload; reading with recvmsg or read(2) is correct there. It reads the
 // release from uname(2) once (see spliceRXSafeRelease).
 func SpliceRXSafe() bool { return spliceRXSafe() }
 

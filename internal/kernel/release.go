@@ -5,17 +5,17 @@ import (
 	"strings"
 )
 
-// spliceRXSafeSince is the first Linux release whose tls_sw_splice_read is
-// safe for a copy loop: 5.13 stopped it from taking SPLICE_F_NONBLOCK
-// (which equals MSG_PEEK) as a peek that leaves the record unconsumed, so a
-// non-blocking splice returned the same record again and again ("tls
-// splice: remove inappropriate flags checking for MSG_PEEK"), and 5.16
-// made it read the records recvmsg had already decrypted into rx_list
-// first ("tls: splice_read: fix accessing pre-processed records") and
-// refuse control records reliably ("tls: splice_read: fix record type
-// check"). Stable trees picked some of these up, but the release number
-// cannot tell which, so older releases are all treated as unsafe.
-var spliceRXSafeSince = [2]int{5, 16}
+// spliceRXSafeMajor.spliceRXSafeMinor is the first Linux release whose
+// tls_sw_splice_read is safe for a copy loop. 5.13 stopped it from taking
+// SPLICE_F_NONBLOCK (which equals MSG_PEEK) for a peek that leaves the
+// record unconsumed, so that a non-blocking splice returned the same record
+// again and again ("tls splice: remove inappropriate flags checking for
+// MSG_PEEK"); 5.16 made it read first the records recvmsg had already
+// decrypted into rx_list ("tls: splice_read: fix accessing pre-processed
+// records") and refuse control records reliably ("tls: splice_read: fix
+// record type check"). Stable trees took some of these, but the release
+// number cannot tell which, so every older release is taken for unsafe.
+const spliceRXSafeMajor, spliceRXSafeMinor = 5, 16
 
 // spliceRXSafeRelease reports whether a Linux kernel of the given release
 // (uname -r, such as "6.1.0-28-amd64" or "5.10.0-33-cloud-amd64") splices
@@ -26,10 +26,10 @@ func spliceRXSafeRelease(release string) bool {
 	if !ok {
 		return false
 	}
-	if major != spliceRXSafeSince[0] {
-		return major > spliceRXSafeSince[0]
+	if major != spliceRXSafeMajor {
+		return major > spliceRXSafeMajor
 	}
-	return minor >= spliceRXSafeSince[1]
+	return minor >= spliceRXSafeMinor
 }
 
 // parseRelease returns the major and minor numbers of a Linux release
