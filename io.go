@@ -135,7 +135,9 @@ func (c *Conn) readFromLocked(r io.Reader) (int64, error) {
 // kernel the data goes from the socket to w by w's ReadFrom, which splices
 // where w is a socket or a file; when a control record arrives (splice(2)
 // fails with EINVAL, read(2) with EIO) WriteTo reads it with recvmsg and
-// goes on. On FreeBSD, whose read(2) returns the payload of every record as
+// goes on. On Linux before 5.16, whose splice(2) out of a TLS socket can
+// repeat or skip data (see kernel.SpliceRXSafe), it reads with read(2) and
+// writes to w instead. On FreeBSD, whose read(2) returns the payload of every record as
 // data, each record is read with recvmsg and its type checked, as by Read.
 func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 	if err := c.Handshake(); err != nil {
@@ -166,7 +168,11 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 			n   int64
 			err error
 		)
-		if rf, ok := w.(io.ReaderFrom); ok {
+		if !kernel.SpliceRXSafe() {
+			// No splice(2) out of the socket, by w's ReadFrom or by
+			// the socket's WriteTo: only read(2).
+			n, err = copyBuffered(writerOnly{w}, readerOnly{c.conn})
+		} else if rf, ok := w.(io.ReaderFrom); ok {
 			n, err = rf.ReadFrom(c.conn)
 		} else {
 			n, err = io.Copy(w, c.conn)

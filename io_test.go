@@ -105,6 +105,45 @@ func TestKernelSplice(t *testing.T) {
 	ktlstest.RequireKernel(t)
 	t.Run("ReadFrom", func(t *testing.T) { testReadFromTCP(t, OffloadKernel) })
 	t.Run("WriteTo", func(t *testing.T) { testWriteToTCP(t, OffloadKernel) })
+	t.Run("WriteToAfterRead", testKernelWriteToAfterRead)
+}
+
+// testKernelWriteToAfterRead reads the start of the first record with Read,
+// then the rest of the stream with WriteTo into a TCP connection: the
+// receiving direction must give every byte once and in order, whether
+// WriteTo splices (Linux 5.16 and later) or reads (before, where
+// tls_sw_splice_read repeats or skips data).
+func testKernelWriteToAfterRead(t *testing.T) {
+	data := testData(ioSize(), 7)
+	dst, dstPeer := tcpPair(t)
+	pr := engineConn(t, OffloadKernel)
+	go func() {
+		pr.p.Write(data)
+		pr.p.CloseWrite()
+	}()
+	head := make([]byte, 100)
+	if _, err := io.ReadFull(pr.k, head); err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := pr.k.WriteTo(dst)
+		dst.CloseWrite()
+		errc <- err
+	}()
+	// At most one byte too many, so that repeated data fails the test
+	// rather than filling the memory.
+	rest, err := io.ReadAll(io.LimitReader(dstPeer, int64(len(data)-len(head)+1)))
+	if err != nil {
+		t.Errorf("read: %v", err)
+	}
+	dstPeer.Close()
+	if err := <-errc; err != nil {
+		t.Errorf("WriteTo: %v", err)
+	}
+	if got := append(head, rest...); !bytes.Equal(got, data) {
+		t.Errorf("Read + WriteTo: %d bytes of %d; %s", len(got), len(data), firstDiff(got, data))
+	}
 }
 
 func testReadFromTCP(t *testing.T, engine Offload) {
@@ -180,10 +219,11 @@ func testWriteToTCP(t *testing.T, engine Offload) {
 		dst.CloseWrite()
 		errc <- err
 	}()
-	got, err := io.ReadAll(dstPeer)
+	got, err := io.ReadAll(io.LimitReader(dstPeer, int64(len(data)+1))) // see testKernelWriteToAfterRead
 	if err != nil {
 		t.Errorf("read: %v", err)
 	}
+	dstPeer.Close()
 	if err := <-errc; err != nil {
 		t.Errorf("WriteTo: %v", err)
 	}

@@ -152,6 +152,11 @@ func SendRecord(c syscall.RawConn, typ record.ContentType, p []byte) (int, error
 // with RecvRecord.
 const DataReadSafe = false
 
+// SpliceRXSafe reports whether splice(2) out of a socket with receive
+// offload is safe for a copy loop: FreeBSD has no splice(2), and every
+// record must be read with RecvRecord (see DataReadSafe).
+func SpliceRXSafe() bool { return false }
+
 // RecvRecord reads the next record's payload into p, which must hold
 // record.MaxPlaintext bytes (recvmsg with room for a TLS_GET_RECORD control
 // message holding struct tls_get_record): ktls(4) returns one whole record

@@ -169,6 +169,23 @@ func SendRecord(c syscall.RawConn, typ record.ContentType, p []byte) (int, error
 // RecvRecord.
 const DataReadSafe = true
 
+// SpliceRXSafe reports whether splice(2) out of a socket with receive
+// offload returns each record's data once and in order, so that a copy loop
+// may splice from it. Before Linux 5.16 tls_sw_splice_read could return a
+// record again (a non-blocking splice was taken for a peek), skip the
+// records recvmsg had already decrypted into rx_list, or splice a control
+// record's payload; reading with recvmsg or read(2) is correct there. It reads the
+// release from uname(2) once (see spliceRXSafeRelease).
+func SpliceRXSafe() bool { return spliceRXSafe() }
+
+var spliceRXSafe = sync.OnceValue(func() bool {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return false
+	}
+	return spliceRXSafeRelease(unix.ByteSliceToString(u.Release[:]))
+})
+
 // RecvRecord reads the payload of the next record, or the next part of it,
 // into p (recvmsg with room for a TLS_GET_RECORD_TYPE control message). One
 // call never returns data of two record types. A record without the control

@@ -40,6 +40,9 @@ func SendRecord(c syscall.RawConn, typ record.ContentType, p []byte) (int, error
 // DataReadSafe is false: there is no receive offload here.
 const DataReadSafe = false
 
+// SpliceRXSafe is false: there is no receive offload here.
+func SpliceRXSafe() bool { return false }
+
 // RecvRecord fails with an error wrapping errors.ErrUnsupported.
 func RecvRecord(c syscall.RawConn, p []byte) (typ record.ContentType, n int, err error) {
 	return 0, 0, errUnsupported
