@@ -73,13 +73,7 @@ func runMatrix(t *testing.T, engine Offload) {
 			for _, oc := range offloadCases {
 				t.Run(sc.name+"/"+side+"/"+oc.name, func(t *testing.T) {
 					t.Parallel()
-					engine := engine
-					if engine == OffloadKernel && ktlstest.KernelSuite(sc.version, sc.suite) != nil {
-						// A kernel without the suite (ChaCha20-Poly1305
-						// before Linux 5.11): OffloadAuto must fall back
-						// to the user-space layer for this suite.
-						engine = OffloadAuto
-					}
+					engine := engineFor(engine, sc.version, sc.suite)
 					tx, rx := OffloadUser, OffloadUser
 					if oc.tx {
 						tx = engine
@@ -154,6 +148,16 @@ func checkTickets(t *testing.T, k *Conn) {
 	if read+int(after) != 1 {
 		t.Errorf("tickets: %d read by crypto/tls before the hand-off, %d after; want 1 in all", read, after)
 	}
+}
+
+// engineFor returns engine, or OffloadAuto where engine is OffloadKernel and
+// the kernel lacks the suite (ChaCha20-Poly1305 before Linux 5.11): the test
+// then checks that OffloadAuto falls back to the user-space layer for it.
+func engineFor(engine Offload, version, suite uint16) Offload {
+	if engine == OffloadKernel && ktlstest.KernelSuite(version, suite) != nil {
+		return OffloadAuto
+	}
+	return engine
 }
 
 func wantMode(o Offload) Mode {

@@ -301,6 +301,7 @@ func testFragmentedHello(t *testing.T, engine Offload) {
 			for name, sizes := range framings {
 				t.Run(sc.name+"/"+side+"/"+name, func(t *testing.T) {
 					ktlsServer := side == "server"
+					engine := engineFor(engine, sc.version, sc.suite)
 					kcfg := &Config{TX: engine, RX: engine, KernelWithoutRekey: true}
 					var pcfg *tls.Config
 					if ktlsServer {

@@ -69,7 +69,9 @@ func testShortRecords(t *testing.T, engine Offload) {
 		if s.gcm {
 			c.minBody, c.prepend = 24, 13
 		}
-		c.peer = func(t *testing.T) (*Conn, *rawPeer) { return newRawPeer12(t, engine, true, s.suites...) }
+		c.peer = func(t *testing.T) (*Conn, *rawPeer) {
+			return newRawPeer12(t, engineFor(engine, tls.VersionTLS12, s.suites[0]), true, s.suites...)
+		}
 		cases = append(cases, c)
 	}
 	cases = append(cases, tcase{name: "TLS13", minBody: 16, prepend: 5,
