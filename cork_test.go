@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ktls-go/ktls/internal/ktlstest"
 )
 
 // wireRecords is a net.Conn that counts the TLS records it reads, by their
@@ -42,68 +44,91 @@ func (c *wireRecords) Read(p []byte) (int, error) {
 // sends it before waiting for the source.
 func TestCork(t *testing.T) {
 	for _, tx := range []Offload{OffloadUser, OffloadOff} {
-		t.Run(tx.String(), func(t *testing.T) {
-			ct, st := tcpPair(t)
-			wr := &wireRecords{Conn: ct}
-			cl := tls.Client(wr, clientTLS())
-			s := Server(st, &Config{TLS: serverTLS(), TX: tx, RX: tx})
-			defer s.Close()
-			cl.SetDeadline(time.Now().Add(time.Minute))
-			s.SetDeadline(time.Now().Add(time.Minute))
-			expect := func(what, want string, records int) {
-				t.Helper()
-				before := wr.n
-				got := make([]byte, len(want))
-				if _, err := io.ReadFull(cl, got); err != nil || string(got) != want {
-					t.Fatalf("%s: read %q, %v; want %q", what, got, err, want)
-				}
-				// records 0: not counted.
-				if n := wr.n - before; records > 0 && n != records && tx != OffloadOff {
-					t.Errorf("%s: %d records, want %d", what, n, records)
-				}
-			}
-			go s.Write([]byte("hello")) // runs the handshake
-			expect("hello", "hello", 0) // after the handshake's records
+		t.Run(tx.String(), func(t *testing.T) { testCork(t, tx) })
+	}
+}
 
-			s.Cork()
-			s.Write([]byte("header:"))
-			s.ReadFrom(strings.NewReader("body"))
-			if err := s.Uncork(); err != nil {
-				t.Fatal(err)
-			}
-			expect("Write then ReadFrom", "header:body", 1)
+// TestKernelCork is TestCork with the sending direction in the kernel: the
+// held bytes go with MSG_MORE and sendfile's data joins their record; with
+// an empty file they go alone, without MSG_MORE, so they are not stuck.
+func TestKernelCork(t *testing.T) {
+	ktlstest.RequireKernel(t)
+	testCork(t, OffloadKernel)
+}
 
-			s.Cork()
-			s.Write([]byte("a"))
-			s.Write([]byte("b"))
-			if err := s.Uncork(); err != nil {
-				t.Fatal(err)
-			}
-			expect("two writes", "ab", 1)
+func testCork(t *testing.T, tx Offload) {
+	ct, st := tcpPair(t)
+	wr := &wireRecords{Conn: ct}
+	cl := tls.Client(wr, clientTLS())
+	s := Server(st, &Config{TLS: serverTLS(), TX: tx, RX: tx})
+	defer s.Close()
+	cl.SetDeadline(time.Now().Add(time.Minute))
+	s.SetDeadline(time.Now().Add(time.Minute))
+	expect := func(what, want string, records int) {
+		t.Helper()
+		before := wr.n
+		got := make([]byte, len(want))
+		if _, err := io.ReadFull(cl, got); err != nil || string(got) != want {
+			t.Fatalf("%s: read %q, %v; want %q", what, got, err, want)
+		}
+		// records 0: not counted.
+		if n := wr.n - before; records > 0 && n != records && tx != OffloadOff {
+			t.Errorf("%s: %d records, want %d", what, n, records)
+		}
+	}
+	go s.Write([]byte("hello")) // runs the handshake
+	expect("hello", "hello", 0) // after the handshake's records
 
-			s.Cork()
-			s.Write([]byte("h"))
-			pr, pw := io.Pipe()
-			done := make(chan error, 1)
-			go func() {
-				_, err := s.ReadFrom(pr)
-				done <- err
-			}()
-			expect("before a blocking source", "h", 1)
-			pw.Write([]byte("x"))
-			pw.Close()
-			expect("the blocking source", "x", 1)
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
+	s.Cork()
+	s.Write([]byte("header:"))
+	s.ReadFrom(strings.NewReader("body"))
+	if err := s.Uncork(); err != nil {
+		t.Fatal(err)
+	}
+	expect("Write then ReadFrom", "header:body", 1)
 
-			s.Cork()
-			s.Write([]byte("bye"))
-			s.Close()
-			expect("before close_notify", "bye", 0) // crypto/tls reads close_notify with it
-			if _, err := cl.Read(make([]byte, 1)); err != io.EOF {
-				t.Errorf("after close_notify: %v, want EOF", err)
-			}
-		})
+	for _, size := range []int{4096, 0} {
+		f := tempFile(t, size)
+		s.Cork()
+		s.Write([]byte("header:"))
+		if n, err := s.ReadFrom(f); err != nil || n != int64(size) {
+			t.Fatalf("ReadFrom(file of %d bytes) = %d, %v", size, n, err)
+		}
+		if err := s.Uncork(); err != nil {
+			t.Fatal(err)
+		}
+		expect("Write then ReadFrom(file)", "header:"+string(make([]byte, size)), 1)
+	}
+
+	s.Cork()
+	s.Write([]byte("a"))
+	s.Write([]byte("b"))
+	if err := s.Uncork(); err != nil {
+		t.Fatal(err)
+	}
+	expect("two writes", "ab", 1)
+
+	s.Cork()
+	s.Write([]byte("h"))
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.ReadFrom(pr)
+		done <- err
+	}()
+	expect("before a blocking source", "h", 1)
+	pw.Write([]byte("x"))
+	pw.Close()
+	expect("the blocking source", "x", 1)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	s.Cork()
+	s.Write([]byte("bye"))
+	s.Close()
+	expect("before close_notify", "bye", 0) // crypto/tls reads close_notify with it
+	if _, err := cl.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("after close_notify: %v, want EOF", err)
 	}
 }

@@ -179,6 +179,12 @@ type Statistics struct {
 	// ErrTruncated). HTTP clients often do so after their last response.
 	EOFWithoutCloseNotify uint64 `json:"eof_without_close_notify"`
 
+	// KernelOptionsRefused counts kernel options asked for by
+	// Config.ZerocopySendfile or Config.ExpectNoPad that the kernel
+	// refused (ENOPROTOOPT: Linux before 5.19 or 6.0, FreeBSD); the
+	// connection went on without them.
+	KernelOptionsRefused uint64 `json:"kernel_options_refused"`
+
 	Control ControlRecords `json:"control"`
 }
 
@@ -197,6 +203,7 @@ var counters struct {
 	closeNotify, alerts                atomic.Uint64
 	ticketsStored, ticketsDropped      atomic.Uint64
 	keyUpdates, unexpected             atomic.Uint64
+	kernelOptionsRefused               atomic.Uint64
 }
 
 // Stats returns a snapshot of the package's counters.
@@ -230,6 +237,7 @@ func Stats() Statistics {
 		RekeyErrors:           c.rekeyErrors.Load(),
 		KeyLimitExceeded:      c.keyLimitExceeded.Load(),
 		EOFWithoutCloseNotify: c.eofNoCloseNotify.Load(),
+		KernelOptionsRefused:  c.kernelOptionsRefused.Load(),
 		Control: ControlRecords{
 			CloseNotify: c.closeNotify.Load(), Alerts: c.alerts.Load(),
 			TicketsStored: c.ticketsStored.Load(), TicketsDropped: c.ticketsDropped.Load(),
@@ -337,6 +345,8 @@ func (s Statistics) WritePrometheus(w io.Writer) error {
 	value("key_limit_exceeded_total", "", s.KeyLimitExceeded)
 	metric("eof_without_close_notify_total", "counter", "Connections whose peer ended the stream between records without close_notify.")
 	value("eof_without_close_notify_total", "", s.EOFWithoutCloseNotify)
+	metric("kernel_options_refused_total", "counter", "Kernel options asked for (Config.ZerocopySendfile, Config.ExpectNoPad) that the kernel refused.")
+	value("kernel_options_refused_total", "", s.KernelOptionsRefused)
 	metric("control_records_total", "counter", "Non-data records received after the hand-off, by kind.")
 	c := s.Control
 	for _, e := range []struct {

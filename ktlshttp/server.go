@@ -19,6 +19,12 @@
 // Handlers that wrap the http.ResponseWriter keep that path only if the
 // wrapper has a ReadFrom method passing through to the wrapped writer.
 // HTTP/2 frames every DATA frame in user space and never uses sendfile.
+// Around that ReadFrom the connection is corked (ktls.Conn.Cork): the
+// response header waits for the body's first bytes and goes in the same
+// record, so a small file is one record, not two. The Server does this by
+// wrapping its Handler (set when it starts serving) and each HTTP/1.x
+// ResponseWriter; the wrapper passes Flush, Hijack and Unwrap (for
+// http.ResponseController) on.
 //
 // The smallest server:
 //
