@@ -210,14 +210,28 @@ func (c *Conn) readFromLocked(r io.Reader) (int64, error) {
 	if n, handled, err := c.sendFile(r); handled {
 		return n, err
 	}
+	var first int64
 	if len(c.out.held) > 0 {
-		_, err := c.conn.Write(c.out.held) // counted by ReadFrom
+		// What Write held goes in one write, so one record, with r's
+		// first bytes (counted by ReadFrom).
+		b := copyPool.Get().(*[]byte)
+		k := copy(*b, c.out.held)
 		c.dropHeldLocked()
-		if err != nil {
+		m, rerr := r.Read((*b)[k:])
+		_, err := c.conn.Write((*b)[:k+m])
+		copyPool.Put(b)
+		first = int64(m)
+		switch {
+		case err != nil:
 			return 0, err
+		case rerr == io.EOF:
+			return first, nil
+		case rerr != nil:
+			return first, rerr
 		}
 	}
-	return copyBuffered(c.conn, readerOnly{r})
+	n, err := copyBuffered(c.conn, readerOnly{r})
+	return first + n, err
 }
 
 // WriteTo writes the application data it reads to w until the end of the
