@@ -150,7 +150,9 @@ type Config struct {
 	// reads the pages again) puts records on the wire whose MAC no longer
 	// matches, and the peer ends the connection with bad_record_mac. Turn
 	// it on only for files that are not modified in place while served
-	// (replace files by rename instead).
+	// (replace files by rename instead). A kernel without the option
+	// (ENOPROTOOPT: Linux before 5.19, FreeBSD) leaves the connection
+	// without it, counted in Statistics.KernelOptionsRefused.
 	ZerocopySendfile bool
 
 	// ExpectNoPad lets a TLS 1.3 receiving direction in the Linux kernel
@@ -161,14 +163,11 @@ type Config struct {
 	// decrypted again into a kernel buffer, so the stream stays correct, but
 	// a peer that pads every record doubles the server's decryption work.
 	// The kernel's documentation calls it safe only with trusted peers: it
-	// is off by default.
+	// is off by default. A kernel without it (ENOPROTOOPT: Linux before
+	// 6.0, FreeBSD) leaves the connection without it, counted in
+	// Statistics.KernelOptionsRefused; TLS 1.2 directions never ask for it.
 	ExpectNoPad bool
 }
-
-// An option of ZerocopySendfile and ExpectNoPad that the kernel refuses
-// (ENOPROTOOPT before Linux 5.19 and 6.0, and on FreeBSD) leaves the
-// connection without it: the hand-off goes on and the refusal is counted in
-// Statistics.KernelOptionsRefused.
 
 // Clone returns a copy of c, for modification before first use: a Config
 // must not be modified once used. The TLS configuration is cloned too
