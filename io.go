@@ -46,7 +46,8 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	if c.txMode == ModeNone {
 		return copyBuffered(writerOnly{c}, r)
 	}
-	blocking := !readsWithoutBlocking(r)
+	fi, nonBlocking := source(r)
+	blocking := !nonBlocking
 	if blocking {
 		// What Write held goes now, not after a wait for r.
 		if err := c.Uncork(); err != nil {
@@ -80,7 +81,7 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 		budget := c.budgetLocked()
 		src, back := limitTo(r, budget)
 		held := int64(len(c.out.held))
-		n, err := c.readFromLocked(src)
+		n, err := c.readFromLocked(src, fi)
 		back(n)
 		total += n
 		c.out.records += recordsOf(n + held)
@@ -181,33 +182,38 @@ type file interface {
 	SyscallConn() (syscall.RawConn, error)
 }
 
-// readsWithoutBlocking reports whether reads from r never wait for a peer:
-// regular files and in-memory readers, also behind an io.LimitedReader or
+// source reports whether reads from r never wait for a peer: regular
+// files and in-memory readers, also behind an io.LimitedReader or
 // io.SectionReader. Only those are read with the sending direction held.
-func readsWithoutBlocking(r io.Reader) bool {
+// For a regular file (also behind an io.LimitedReader) it returns its
+// FileInfo, which sendFile uses: one fstat(2) per ReadFrom.
+func source(r io.Reader) (fs.FileInfo, bool) {
 	switch r := r.(type) {
 	case *io.LimitedReader:
-		return readsWithoutBlocking(r.R)
+		return source(r.R)
 	case file:
 		fi, err := r.Stat()
-		return err == nil && fi.Mode().IsRegular()
+		if err != nil || !fi.Mode().IsRegular() {
+			return nil, false
+		}
+		return fi, true
 	case *bytes.Reader, *strings.Reader, *bytes.Buffer, *io.SectionReader:
-		return true
+		return nil, true
 	}
-	return false
+	return nil, false
 }
 
 // readFromLocked sends what Write held (see Cork) and then what r yields;
-// r does not block (see readsWithoutBlocking) and c.out is held. The count
-// is of r's bytes; the caller counts the held ones.
-func (c *Conn) readFromLocked(r io.Reader) (int64, error) {
+// r does not block (see source) and c.out is held; fi is r's file's, if r
+// is a file. The count is of r's bytes; the caller counts the held ones.
+func (c *Conn) readFromLocked(r io.Reader, fi fs.FileInfo) (int64, error) {
 	if c.txMode == ModeUser {
 		// What Write held is sealed with r's first bytes.
 		n, err := c.out.w.ReadFromAfter(c.out.held, r)
 		c.dropHeldLocked()
 		return n, err
 	}
-	if n, handled, err := c.sendFile(r); handled {
+	if n, handled, err := c.sendFile(r, fi); handled {
 		return n, err
 	}
 	var first int64

@@ -2,6 +2,7 @@ package ktls
 
 import (
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"syscall"
@@ -13,23 +14,19 @@ import (
 const maxSendfile = 1 << 30
 
 // sendFile sends the rest of r with sendfile(2) if r is a regular file (see
-// file) or an io.LimitedReader of one; handled is false otherwise. c.out is
-// held and the sending direction is in the kernel, which makes the records.
-// sendfile(2) reads from the file's offset and advances it, as a read
-// would. The bytes sent are counted in c.sendfileBytes. What Write held
+// file) or an io.LimitedReader of one, whose FileInfo (from source) is fi;
+// handled is false otherwise. c.out is held and the sending direction is in
+// the kernel, which makes the records. sendfile(2) reads from the file's
+// offset and advances it, as a read would. The bytes sent are counted in c.sendfileBytes. What Write held
 // while corked (see Conn.Cork) goes first, in the file's first record.
-func (c *Conn) sendFile(r io.Reader) (written int64, handled bool, err error) {
+func (c *Conn) sendFile(r io.Reader, fi fs.FileInfo) (written int64, handled bool, err error) {
 	remain := int64(1) << 62
 	lr, limited := r.(*io.LimitedReader)
 	if limited {
 		remain, r = lr.N, lr.R
 	}
 	f, ok := r.(file)
-	if !ok {
-		return 0, false, nil
-	}
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
+	if !ok || fi == nil {
 		return 0, false, nil
 	}
 	fc, err := f.SyscallConn()
