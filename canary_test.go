@@ -137,6 +137,7 @@ func TestCanaryTicketKeys(t *testing.T) {
 	state, _ := tls12Session(t)
 	set, legacy, auto := serverTLS(), serverTLS(), serverTLS()
 	set.SetSessionTicketKeys([][32]byte{{1, 2, 3}})
+	//lint:ignore SA1019 the deprecated field still sets a config's keys, and explicitKeys must see them
 	legacy.SessionTicketKey = [32]byte{4, 5, 6}
 	auto.DecryptTicket(nil, tls.ConnectionState{}) // makes its automatic keys
 	for _, tc := range []struct {

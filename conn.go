@@ -153,7 +153,7 @@ var ErrTruncated = record.ErrTruncated
 // by crypto/tls when one is configured (Statistics.Control.TicketsStored),
 // else dropped (TicketsDropped); post-handshake messages may be split across
 // records; a TLS 1.2 HelloRequest is refused with a warning
-// no_renegotiation; anything else (ChangeCipherSpec, other handshake
+// no_renegotiation, and Read returns that error; anything else (ChangeCipherSpec, other handshake
 // messages, an unknown type, a record inside a split handshake message) is
 // answered with an unexpected_message alert and an error. More than 16
 // records in a row that carry nothing (empty application data, skipped

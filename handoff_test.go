@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,16 +16,18 @@ import (
 	"github.com/ktls-go/ktls/record"
 )
 
-// injectConn is the socket under a crypto/tls peer that plays a TLS 1.3
-// peer without middlebox compatibility which sends more records right
-// behind its Finished: it drops the ChangeCipherSpec records crypto/tls
-// writes (RFC 8446 appendix D.4) and appends extra() to the write that
-// carries the peer's Finished (the last write of its handshake), so that
-// the Finished and the records after it leave in one TCP segment.
+// injectConn is the socket under a crypto/tls peer that sends more
+// records right behind its Finished: it appends extra() to the write that
+// carries the peer's Finished (the last write of its handshake), so that the
+// Finished and the records after it leave in one TCP segment. With dropCCS
+// it plays a TLS 1.3 peer without middlebox compatibility: it drops the
+// ChangeCipherSpec records crypto/tls writes (RFC 8446 appendix D.4).
 type injectConn struct {
 	net.Conn
-	finishedWrite int           // the write that carries the Finished: 2 for a client, 1 for a server
+	finishedWrite int           // the write that carries the Finished: TLS 1.3 2 for a client, 1 for a server; TLS 1.2 2
 	extra         func() []byte // the records to send behind the Finished
+	dropCCS       bool
+	server        bool // under a server: the ServerHello is written, not read
 
 	mu      sync.Mutex
 	writes  int
@@ -35,7 +38,7 @@ type injectConn struct {
 func (c *injectConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.mu.Lock()
-	if c.finishedWrite == 2 && c.hello.Len() < 512 {
+	if !c.server && c.hello.Len() < 512 {
 		c.hello.Write(p[:n])
 	}
 	c.mu.Unlock()
@@ -46,7 +49,7 @@ func (c *injectConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.writes++
-	if c.finishedWrite == 1 && c.hello.Len() < 512 {
+	if c.server && c.hello.Len() < 512 {
 		c.hello.Write(p)
 	}
 	var out []byte
@@ -56,7 +59,7 @@ func (c *injectConn) Write(p []byte) (int, error) {
 		if len(rest) < end {
 			break
 		}
-		if record.ContentType(rest[0]) != record.TypeChangeCipherSpec {
+		if !c.dropCCS || record.ContentType(rest[0]) != record.TypeChangeCipherSpec {
 			out = append(out, rest[:end]...)
 		}
 		rest = rest[end:]
@@ -92,113 +95,135 @@ func TestKernelRecordsBehindFinished(t *testing.T) {
 
 // testRecordsBehindFinished plays a TLS 1.3 peer that sends no
 // ChangeCipherSpec and puts its Finished and the next records in one TCP
-// segment (issue 13, item 11a). Whatever those records are, they are the
-// record layer's after the hand-off: application data is read, and a stray
-// plaintext ChangeCipherSpec or handshake record is refused with an error
-// and an alert. None may be taken into the handshake and lost there.
+// segment (issue 13, item 11a), and a TLS 1.2 peer that does the same.
+// Whatever those records are, they are the record layer's after the
+// hand-off: application data is read, and a stray plaintext
+// ChangeCipherSpec or handshake record is refused with an error and an
+// alert. None may be taken into the handshake and lost there.
 func testRecordsBehindFinished(t *testing.T, engine Offload) {
-	ccs := []byte{byte(record.TypeChangeCipherSpec), 3, 3, 0, 1, 1}
-	hs := []byte{byte(record.TypeHandshake), 3, 3, 0, 5, typeKeyUpdate, 0, 0, 1, 0}
-	cases := []struct {
-		name  string
-		plain []byte // plaintext records to send
-		data  bool   // then an application data record
-	}{
-		{"change_cipher_spec", ccs, false},
-		{"handshake", hs, false},
-		{"change_cipher_spec_handshake", append(ccs[:len(ccs):len(ccs)], hs...), false},
-		{"application_data", nil, true},
-	}
-	for _, side := range []string{"server", "client"} {
-		for _, tc := range cases {
-			t.Run(side+"/"+tc.name, func(t *testing.T) {
-				ktlsServer := side == "server"
-				var kl keyLogBuf
-				scfg, ccfg := serverTLS(), clientTLS()
-				scfg.SessionTicketsDisabled = true
-				scfg.MinVersion, ccfg.MinVersion = tls.VersionTLS13, tls.VersionTLS13
-				kcfg := &Config{TX: engine, RX: engine, KernelWithoutRekey: true}
-				pcfg := ccfg
-				label := "CLIENT_TRAFFIC_SECRET_0"
-				if ktlsServer {
-					kcfg.TLS = scfg
-				} else {
-					kcfg.TLS, pcfg, label = ccfg, scfg, "SERVER_TRAFFIC_SECRET_0"
+	for _, version := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
+		ccs := []byte{byte(record.TypeChangeCipherSpec), 3, 3, 0, 1, 1}
+		hs := []byte{byte(record.TypeHandshake), 3, 3, 0, 5, typeKeyUpdate, 0, 0, 1, 0}
+		if version == tls.VersionTLS12 {
+			// Bodies long enough for the AEAD: Linux leaves a TLS 1.2
+			// record shorter than its overhead pending without an error
+			// (issue 13, item 11e, a kernel matter, not the hand-off's).
+			ccs = slices.Concat([]byte{byte(record.TypeChangeCipherSpec), 3, 3, 0, 40, 1}, make([]byte, 39))
+			hs = slices.Concat([]byte{byte(record.TypeHandshake), 3, 3, 0, 40, 0, 0, 0, 36}, make([]byte, 36))
+		}
+		cases := []struct {
+			name  string
+			plain []byte // plaintext records to send
+			data  bool   // then an application data record
+		}{
+			{"change_cipher_spec", ccs, false},
+			{"handshake", hs, false},
+			{"change_cipher_spec_handshake", slices.Concat(ccs, hs), false},
+			{"application_data", nil, true},
+		}
+		for _, side := range []string{"server", "client"} {
+			for _, tc := range cases {
+				if tc.data && version == tls.VersionTLS12 {
+					continue // TLS 1.2 keys need the hello randoms: the 1.3 case covers it
 				}
-				pcfg.KeyLogWriter = &kl
-				cc, ss := tcpPair(t)
-				deadline := time.Now().Add(20 * time.Second)
-				if inLab {
-					deadline = time.Now().Add(120 * time.Second)
-				}
-				cc.SetDeadline(deadline)
-				ss.SetDeadline(deadline)
-				ic := &injectConn{finishedWrite: 2}
-				if !ktlsServer {
-					ic.finishedWrite = 1
-				}
-				ic.extra = func() []byte {
-					out := append([]byte(nil), tc.plain...)
+				t.Run(tls.VersionName(version)+"/"+side+"/"+tc.name, func(t *testing.T) {
+					ktlsServer := side == "server"
+					var kl keyLogBuf
+					scfg, ccfg := serverTLS(), clientTLS()
+					scfg.SessionTicketsDisabled = true
+					scfg.MinVersion, ccfg.MinVersion = version, version
+					scfg.MaxVersion, ccfg.MaxVersion = version, version
+					kcfg := &Config{TX: engine, RX: engine, KernelWithoutRekey: true}
+					pcfg := ccfg
+					label := "CLIENT_TRAFFIC_SECRET_0"
+					if ktlsServer {
+						kcfg.TLS = scfg
+					} else {
+						kcfg.TLS, pcfg, label = ccfg, scfg, "SERVER_TRAFFIC_SECRET_0"
+					}
+					pcfg.KeyLogWriter = &kl
+					cc, ss := tcpPair(t)
+					deadline := time.Now().Add(20 * time.Second)
+					if inLab {
+						deadline = time.Now().Add(120 * time.Second)
+					}
+					cc.SetDeadline(deadline)
+					ss.SetDeadline(deadline)
+					ic := &injectConn{finishedWrite: 2, server: !ktlsServer, dropCCS: version == tls.VersionTLS13}
+					if !ktlsServer && version == tls.VersionTLS13 {
+						ic.finishedWrite = 1
+					}
+					ic.extra = func() []byte {
+						out := append([]byte(nil), tc.plain...)
+						if tc.data {
+							s, err := record.TLS13Session(ic.suite(), kl.secret(t, label))
+							if err != nil {
+								t.Error(err)
+								return out
+							}
+							sl, err := record.NewSealer(s)
+							if err != nil {
+								t.Error(err)
+								return out
+							}
+							out, _ = sl.Seal(out, record.TypeApplicationData, []byte("right behind the Finished"))
+						}
+						return out
+					}
+					var k *Conn
+					var p *tls.Conn
+					if ktlsServer {
+						ic.Conn = cc
+						k, p = Server(ss, kcfg), tls.Client(ic, pcfg)
+					} else {
+						ic.Conn = ss
+						k, p = Client(cc, kcfg), tls.Server(ic, pcfg)
+					}
+					perr := make(chan error, 1)
+					go func() { perr <- p.Handshake() }()
+					if err := k.Handshake(); err != nil {
+						t.Fatalf("ktls handshake: %v (peer: %v)", err, <-perr)
+					}
+					if err := <-perr; err != nil {
+						t.Fatalf("peer handshake: %v", err)
+					}
+					if tx, rx := k.Mode(); tx != wantMode(engine) || rx != wantMode(engine) {
+						t.Errorf("Mode() = %v, %v; want %v", tx, rx, wantMode(engine))
+					}
+					buf := make([]byte, 100)
+					n, err := k.Read(buf)
+					var ne net.Error
+					if errors.As(err, &ne) && ne.Timeout() {
+						t.Fatalf("Read = %v: the records behind the Finished were lost at the hand-off", err)
+					}
 					if tc.data {
-						s, err := record.TLS13Session(ic.suite(), kl.secret(t, label))
-						if err != nil {
-							t.Error(err)
-							return out
+						if err != nil || string(buf[:n]) != "right behind the Finished" {
+							t.Fatalf("Read = %q, %v", buf[:n], err)
 						}
-						sl, err := record.NewSealer(s)
-						if err != nil {
-							t.Error(err)
-							return out
-						}
-						out, _ = sl.Seal(out, record.TypeApplicationData, []byte("right behind the Finished"))
+						return
 					}
-					return out
-				}
-				var k *Conn
-				var p *tls.Conn
-				if ktlsServer {
-					ic.Conn = cc
-					k, p = Server(ss, kcfg), tls.Client(ic, pcfg)
-				} else {
-					ic.Conn = ss
-					k, p = Client(cc, kcfg), tls.Server(ic, pcfg)
-				}
-				perr := make(chan error, 1)
-				go func() { perr <- p.Handshake() }()
-				if err := k.Handshake(); err != nil {
-					t.Fatalf("ktls handshake: %v (peer: %v)", err, <-perr)
-				}
-				if err := <-perr; err != nil {
-					t.Fatalf("peer handshake: %v", err)
-				}
-				if tx, rx := k.Mode(); tx != wantMode(engine) || rx != wantMode(engine) {
-					t.Errorf("Mode() = %v, %v; want %v", tx, rx, wantMode(engine))
-				}
-				buf := make([]byte, 100)
-				n, err := k.Read(buf)
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					t.Fatalf("Read = %v: the records behind the Finished were lost at the hand-off", err)
-				}
-				if tc.data {
-					if err != nil || string(buf[:n]) != "right behind the Finished" {
-						t.Fatalf("Read = %q, %v", buf[:n], err)
+					if err == nil {
+						t.Fatalf("Read = %q, nil; want an error for the stray record", buf[:n])
 					}
-					return
-				}
-				if err == nil {
-					t.Fatalf("Read = %q, nil; want an error for the stray record", buf[:n])
-				}
-				t.Logf("Read: %v", err)
-				// The record layer refuses the outer type (unexpected_message);
-				// Linux does not look at it and fails to authenticate the
-				// record (bad_record_mac).
-				_, perr2 := p.Read(buf)
-				want := []string{tls.AlertError(record.AlertUnexpectedMessage).Error(), tls.AlertError(record.AlertBadRecordMAC).Error()}
-				if perr2 == nil || !strings.Contains(perr2.Error(), want[0]) && !strings.Contains(perr2.Error(), want[1]) {
-					t.Fatalf("peer Read = %v; want an unexpected_message or bad_record_mac alert", perr2)
-				}
-			})
+					t.Logf("Read: %v", err)
+					// The record layer refuses the outer type (unexpected_message),
+					// or a body too short for the AEAD (decode_error, TLS 1.2);
+					// Linux does not look at the type and fails to authenticate the
+					// record (bad_record_mac).
+					_, perr2 := p.Read(buf)
+					if perr2 == nil || !strings.Contains(perr2.Error(), "remote error") {
+						t.Fatalf("peer Read = %v; want a fatal alert", perr2)
+					}
+					ok := false
+					for _, a := range []record.Alert{record.AlertUnexpectedMessage, record.AlertBadRecordMAC, record.AlertDecodeError} {
+						ok = ok || strings.Contains(perr2.Error(), tls.AlertError(a).Error())
+					}
+					if !ok {
+						t.Fatalf("peer Read = %v; want unexpected_message, bad_record_mac or decode_error", perr2)
+					}
+					t.Logf("peer: %v", perr2)
+				})
+			}
 		}
 	}
 }

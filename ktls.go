@@ -21,9 +21,8 @@
 // and SetCBCEnabled mirror the sysctls kern.ipc.tls.enable and
 // kern.ipc.tls.cbc_enable, and Stats reports counters modelled on
 // kern.ipc.tls.stats and /proc/net/tls_stat, also published with expvar
-// (as "ktls") and in the Prometheus text format
-// (Statistics.WritePrometheus; package ktlsprom has a collector for
-// Prometheus's client library). Programs that run their own handshake can
+// (as "ktls"; package ktlsprom has a collector for Prometheus's client
+// library). Programs that run their own handshake can
 // give one direction of any TCP connection to the kernel with Install and a
 // Session, as ktls(4)'s TCP_TXTLS_ENABLE / TCP_RXTLS_ENABLE do.
 package ktls

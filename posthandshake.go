@@ -94,12 +94,13 @@ func (c *Conn) control(typ record.ContentType, data []byte) error {
 			return c.postHandshake(data)
 		}
 		if helloRequests(data) {
-			// HelloRequest: TLS 1.2 renegotiation is refused with a
-			// warning no_renegotiation, as crypto/tls does (a client
-			// whose tls.Config allows renegotiation stays on
-			// crypto/tls; see Config.policy).
+			// HelloRequest: TLS 1.2 renegotiation is refused as
+			// crypto/tls refuses it: a warning no_renegotiation, and
+			// reading ends with that error (a client whose tls.Config
+			// allows renegotiation stays on crypto/tls; see
+			// Config.policy).
 			c.sendWarning(record.AlertNoRenegotiation)
-			return c.ignoredLocked()
+			return &net.OpError{Op: "local error", Err: tls.AlertError(record.AlertNoRenegotiation)}
 		}
 	}
 	return c.unexpected("unexpected %v record after the handshake", typ)

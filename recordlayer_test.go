@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"syscall"
 	"testing"
@@ -108,6 +109,31 @@ func testShortRecords(t *testing.T, engine Offload) {
 			})
 		}
 	}
+	// The peer closes after a record the kernel holds: tls_rx_rec_wait
+	// returns 0 at RCV_SHUTDOWN, so the kernel engine reports the end of the
+	// stream (ErrTruncated, no alert, as crypto/tls does for a stream cut
+	// inside a record), where the user-space engine, which sees the header,
+	// answers bad_record_mac.
+	t.Run("TLS12-AES-128-GCM-1-then-FIN", func(t *testing.T) {
+		k, rp := newRawPeer12(t, engine, true, suites12[0].suites...)
+		if _, err := rp.conn.Write([]byte{23, 3, 3, 0, 1, 0}); err != nil {
+			t.Fatal(err)
+		}
+		if err := rp.conn.(*net.TCPConn).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		_, err := k.Read(make([]byte, 100))
+		if engine == OffloadKernel {
+			if !errors.Is(err, ErrTruncated) {
+				t.Fatalf("Read = %v, want ErrTruncated: update README.md (What runs where) and this test", err)
+			}
+			return
+		}
+		if !errors.Is(err, syscall.EBADMSG) {
+			t.Fatalf("Read = %v, want EBADMSG", err)
+		}
+		rp.wantAlert(record.AlertBadRecordMAC)
+	})
 }
 
 // seal13 protects inner (a TLS 1.3 inner plaintext: payload, content type,

@@ -1,10 +1,7 @@
 package ktls
 
 import (
-	"bufio"
 	"expvar"
-	"fmt"
-	"io"
 	"os"
 	"sync/atomic"
 )
@@ -93,11 +90,11 @@ type Fallbacks struct {
 // BadRecords counts received records refused as bad, by class (the errno
 // the record layer or the kernel reports).
 type BadRecords struct {
-	// MAC: authentication failed (EBADMSG, alert bad_record_mac);
-	// Linux's TlsDecryptError.
+	// MAC: authentication failed, or the record is too short to
+	// authenticate (EBADMSG, alert bad_record_mac); Linux's
+	// TlsDecryptError counts the former.
 	MAC uint64 `json:"bad_mac"`
-	// Overflow: a record too long or too short (EMSGSIZE, alert
-	// record_overflow or decode_error).
+	// Overflow: a record too long (EMSGSIZE, alert record_overflow).
 	Overflow uint64 `json:"overflow"`
 	// Invalid: a bad header, type or version (EINVAL, alert
 	// unexpected_message or protocol_version).
@@ -127,7 +124,7 @@ type ControlRecords struct {
 // kern.ipc.tls.* sysctls and Linux's /proc/net/tls_stat. Current* are
 // gauges (a connection leaves them when it is closed); the rest only grow.
 // Stats returns it; it is also published with expvar under the name "ktls",
-// and WritePrometheus writes it in the Prometheus text format.
+// and package ktlsprom exports it to Prometheus.
 type Statistics struct {
 	// KernelEnabled and CBCEnabled are the switches (kern.ipc.tls.enable,
 	// kern.ipc.tls.cbc_enable).
@@ -273,87 +270,4 @@ func countClose(tx, rx Mode) {
 // recordsOf is the number of full-size records n plaintext bytes make.
 func recordsOf(n int64) uint64 {
 	return uint64((n + 16383) / 16384)
-}
-
-// WritePrometheus writes s in the Prometheus text exposition format
-// (version 0.0.4), with metric names prefixed "ktls_".
-func (s Statistics) WritePrometheus(w io.Writer) error {
-	bw := bufio.NewWriter(w)
-	metric := func(name, typ, help string) {
-		fmt.Fprintf(bw, "# HELP ktls_%s %s\n# TYPE ktls_%s %s\n", name, help, name, typ)
-	}
-	value := func(name, labels string, v uint64) {
-		if labels != "" {
-			labels = "{" + labels + "}"
-		}
-		fmt.Fprintf(bw, "ktls_%s%s %d\n", name, labels, v)
-	}
-	b2u := func(b bool) uint64 {
-		if b {
-			return 1
-		}
-		return 0
-	}
-	metric("enabled", "gauge", "Whether new connections may use kernel TLS (kern.ipc.tls.enable).")
-	value("enabled", "", b2u(s.KernelEnabled))
-	metric("cbc_enabled", "gauge", "Whether CBC cipher suites may be offloaded (kern.ipc.tls.cbc_enable).")
-	value("cbc_enabled", "", b2u(s.CBCEnabled))
-	metric("handshakes_total", "counter", "Handshakes handed off.")
-	value("handshakes_total", "", s.Handshakes)
-	metric("handshake_errors_total", "counter", "Handshakes or hand-offs that failed.")
-	value("handshake_errors_total", "", s.HandshakeErrors)
-	modes := func(name, dir string, m ModeCounts) {
-		for _, e := range []struct {
-			mode Mode
-			v    uint64
-		}{{ModeNone, m.None}, {ModeUser, m.User}, {ModeKernel, m.Kernel}, {ModeKernelDevice, m.KernelDevice}, {ModeKernelTOE, m.KernelTOE}} {
-			value(name, `direction="`+dir+`",mode="`+e.mode.String()+`"`, e.v)
-		}
-	}
-	metric("connections", "gauge", "Open connections by mode of each direction.")
-	modes("connections", "tx", s.CurrentTX)
-	modes("connections", "rx", s.CurrentRX)
-	metric("connections_total", "counter", "Connections handed off by mode of each direction.")
-	modes("connections_total", "tx", s.TotalTX)
-	modes("connections_total", "rx", s.TotalRX)
-	metric("records_total", "counter", "Records moved after the hand-off.")
-	value("records_total", `direction="tx"`, s.RecordsTX)
-	value("records_total", `direction="rx"`, s.RecordsRX)
-	metric("bytes_total", "counter", "Plaintext bytes moved after the hand-off.")
-	value("bytes_total", `direction="tx"`, s.BytesTX)
-	value("bytes_total", `direction="rx"`, s.BytesRX)
-	metric("fallbacks_total", "counter", "Directions not offloaded as their policy asked, by reason.")
-	f := s.Fallbacks
-	for _, e := range []struct {
-		reason string
-		v      uint64
-	}{{"off", f.Off}, {"disabled", f.Disabled}, {"cipher", f.Cipher}, {"cbc", f.CBC}, {"secrets", f.Secrets}, {"unsupported", f.Unsupported}, {"rekey", f.Rekey}} {
-		value("fallbacks_total", `reason="`+e.reason+`"`, e.v)
-	}
-	metric("bad_records_total", "counter", "Received records refused, by class (truncated: the stream ended inside a record).")
-	b := s.BadRecords
-	value("bad_records_total", `class="bad_mac"`, b.MAC)
-	value("bad_records_total", `class="overflow"`, b.Overflow)
-	value("bad_records_total", `class="invalid"`, b.Invalid)
-	value("bad_records_total", `class="truncated"`, b.Truncated)
-	metric("rekeys_total", "counter", "TLS 1.3 key updates by direction.")
-	value("rekeys_total", `direction="tx"`, s.RekeysTX)
-	value("rekeys_total", `direction="rx"`, s.RekeysRX)
-	metric("rekey_errors_total", "counter", "KeyUpdates that could not be followed.")
-	value("rekey_errors_total", "", s.RekeyErrors)
-	metric("key_limit_exceeded_total", "counter", "Connections whose AES-GCM sending key passed 2^24 records without a KeyUpdate (TLS 1.2, or a kernel that cannot re-key).")
-	value("key_limit_exceeded_total", "", s.KeyLimitExceeded)
-	metric("eof_without_close_notify_total", "counter", "Connections whose peer ended the stream between records without close_notify.")
-	value("eof_without_close_notify_total", "", s.EOFWithoutCloseNotify)
-	metric("kernel_options_refused_total", "counter", "Kernel options asked for (Config.ZerocopySendfile, Config.ExpectNoPad) that the kernel refused.")
-	value("kernel_options_refused_total", "", s.KernelOptionsRefused)
-	metric("control_records_total", "counter", "Non-data records received after the hand-off, by kind.")
-	c := s.Control
-	for _, e := range []struct {
-		kind string
-		v    uint64
-	}{{"close_notify", c.CloseNotify}, {"alert", c.Alerts}, {"ticket_stored", c.TicketsStored}, {"ticket_dropped", c.TicketsDropped}, {"key_update", c.KeyUpdates}, {"unexpected", c.Unexpected}, {"too_many_ignored", c.TooManyIgnored}} {
-		value("control_records_total", `kind="`+e.kind+`"`, e.v)
-	}
-	return bw.Flush()
 }

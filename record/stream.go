@@ -44,10 +44,10 @@ func NewWriter(w io.Writer, s *Sealer) *Writer {
 // time to the underlying writer in a single Write call, which is one
 // write(2) on a net.Conn: the records lie back to back in one buffer, so a
 // single contiguous write does what a writev of the records would do. The
-// buffer comes from a pool, so that Write does not allocate in steady state. An empty
-// p writes nothing (WriteRecord writes an empty record). Write returns when
-// all of p has been written or on the first error; after an error the
-// Writer is unusable, as records it sealed may be lost.
+// buffer comes from a pool, so that Write does not allocate in steady
+// state. An empty p writes nothing (WriteRecord writes an empty record).
+// Write returns when all of p has been written or on the first error;
+// after an error the Writer is unusable, as records it sealed may be lost.
 func (w *Writer) Write(p []byte) (n int, err error) {
 	if w.err != nil {
 		return 0, w.err

@@ -124,8 +124,9 @@ proxy_check() {
 	fi
 	local closed modes="tx=user rx=user"
 	[ "$splice" = true ] && modes="tx=kernel-[a-z]+ rx=kernel-[a-z]+"
-	waitfor 20 grep -q "^${pfx}.*msg=connection .*end=" "$log"
-	closed=$(grep "^${pfx}.*msg=connection .*end=" "$log" | tail -1)
+	# The stream's line (the readiness probe made one too, a handshake error).
+	waitfor 20 grep -q "^${pfx}.*msg=connection .*from_client=$size " "$log"
+	closed=$(grep "^${pfx}.*msg=connection .*from_client=$size " "$log" | tail -1)
 	if grep -qE "end=clean from_client=$size to_client=$size .*$modes" <<<"$closed"; then
 		pass "$where proxy log: end=clean, $modes (spliced: $splice)"
 	else

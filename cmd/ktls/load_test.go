@@ -48,13 +48,14 @@ func TestLoad(t *testing.T) {
 const loadGuard = 5 * time.Minute
 
 // handshakesAtOnce is the number of handshakes the load tests' clients run
-// at a time: a few per CPU. The server's handshake timeout is a bound on
-// wall time, as it must be against peers that stall; the clients must not
-// queue more handshakes than the CPUs (shared with the server, the race
-// detector and whatever else runs) finish within it. With 100 at a time,
-// a handshake took longer than the 5 s timeout at a load average of 8 on
-// two cores, and the server rightly dropped it.
-func handshakesAtOnce() int { return 4 * runtime.GOMAXPROCS(0) }
+// at a time: two per CPU, which keeps the CPUs busy. The server's
+// handshake timeout is a bound on wall time, as it must be against peers
+// that stall; the clients must not queue more handshakes than the CPUs
+// (shared with the server, the race detector and whatever else runs)
+// finish within it. With 100 at a time, a handshake took longer than the
+// 5 s timeout at a load average of 8 on two cores, and the server rightly
+// dropped it.
+func handshakesAtOnce() int { return 2 * runtime.GOMAXPROCS(0) }
 
 // hostLoad is the scale of the load tests on the host: 2,000 connections,
 // 1,000 under the race detector (which allows 8128 goroutines; each
@@ -107,8 +108,9 @@ func (k *keyLog) Write(p []byte) (int, error) {
 
 // testLoad opens cfg.stallers connections that never finish a handshake
 // (half of them send the start of a ClientHello), then cfg.conns clients
-// that each fetch the 4 KiB file, wait until all of them are connected,
-// and fetch the 1 MiB file (every cfg.bigEvery-th, some reading slowly) or
+// that each fetch the 4 KiB file, wait until all of them are connected
+// (with a HEAD request every 30 s against the server's idle timeout), and
+// fetch the 1 MiB file (every cfg.bigEvery-th, some reading slowly) or
 // the small one again. Every body's hash must be right, no well-behaved
 // client may see an error, the stallers must be evicted by the handshake
 // timeout, the goroutines must come back to their level before the server
@@ -202,6 +204,8 @@ func testLoad(t *testing.T, cfg loadConfig) {
 		dialing := make(chan struct{}, handshakesAtOnce())
 		connected.Add(cfg.conns)
 		fetched.Add(cfg.conns)
+		allConnected := make(chan struct{})
+		go func() { connected.Wait(); close(allConnected) }()
 		for i := range cfg.conns {
 			go func() {
 				defer fetched.Done()
@@ -217,7 +221,22 @@ func testLoad(t *testing.T, cfg loadConfig) {
 				fetch(c, "/small.bin", false)
 				<-dialing
 				connected.Done()
-				connected.Wait()
+				// While the others connect, which takes minutes on a
+				// busy machine, a HEAD request now and then keeps the
+				// connection from the server's 2-minute idle timeout.
+				for waiting := true; waiting; {
+					select {
+					case <-allConnected:
+						waiting = false
+					case <-time.After(30 * time.Second):
+						resp, err := c.Head("https://" + ts.addr + "/small.bin")
+						if err != nil {
+							fail("HEAD /small.bin: %v", err)
+							return
+						}
+						resp.Body.Close()
+					}
+				}
 				if i%cfg.bigEvery == 0 {
 					fetch(c, "/big.bin", i/cfg.bigEvery%cfg.slowEvery == 0)
 				} else {

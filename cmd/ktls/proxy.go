@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -492,7 +493,7 @@ func relay(kc *ktls.Conn, plain net.Conn, tlsSide string, t timeouts) relayResul
 	n, err := pump(func() (int64, error) { return kc.ReadFrom(plain) }, plain, kc, t, &last, &aborted)
 	r.out = n
 	if err == nil {
-		err = kc.CloseWrite()
+		err = closeNotify(kc, t)
 	}
 	if err != nil {
 		abort(endOf(err, ""), fmt.Errorf("plain to tls: %w", err))
@@ -504,6 +505,26 @@ func relay(kc *ktls.Conn, plain net.Conn, tlsSide string, t timeouts) relayResul
 		abortTLS(kc)
 	}
 	return r
+}
+
+// closeNotify ends kc's sending direction with close_notify, which ktls
+// (as crypto/tls) sends with a write deadline of 5 s: it first waits,
+// within the write timeout, until the peer has taken enough of the data
+// sent before for the record to go out at once, so that a slow reader
+// with a few seconds of data still in flight is not cut at its very end.
+func closeNotify(kc *ktls.Conn, t timeouts) error {
+	var deadline time.Time
+	if wlimit := cmp.Or(t.write, t.idle); wlimit > 0 {
+		deadline = time.Now().Add(wlimit)
+	}
+	kc.SetWriteDeadline(deadline)
+	if err := waitWritable(kc.NetConn()); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = errWrite
+		}
+		return err
+	}
+	return kc.CloseWrite()
 }
 
 // endOf classifies the error that ended a direction of a relay; tlsSide is

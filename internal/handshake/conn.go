@@ -84,6 +84,7 @@ type Conn struct {
 	// the last peek saw queued behind them: still the head of the socket's
 	// queue until the next read.
 	peekFrom, peekTo int
+	firstErr         error // readFirstFlight failed in the middle of a record
 	in               direction
 	suite            uint16         // from the ServerHello
 	hsOpener         *record.Opener // TLS 1.3: the peer's handshake traffic key
@@ -241,6 +242,9 @@ func (c *Conn) readRecords() error {
 // end. From the first bytes that are not a TLS record header on, what was
 // read is handed on as it is, for crypto/tls to refuse.
 func (c *Conn) readFirstFlight() error {
+	if c.firstErr != nil {
+		return c.firstErr
+	}
 	if cap(c.rbuf) < batchBuffer {
 		c.rbuf = (*batchPool.Get().(*[]byte))[:0]
 	}
@@ -253,9 +257,15 @@ func (c *Conn) readFirstFlight() error {
 		return err
 	}
 	c.rbuf = c.rbuf[:n]
+	// An error in the middle of a record leaves nothing to resume from: it
+	// sticks (crypto/tls keeps no error that is a timeout).
+	fail := func(err error) error {
+		c.rbuf, c.firstErr = c.rbuf[:0], err
+		return err
+	}
 	for end := 0; end < len(c.rbuf); {
 		if err := c.readTo(end + record.HeaderLen); err != nil {
-			return err
+			return fail(err)
 		}
 		h := c.rbuf[end:]
 		body := int(binary.BigEndian.Uint16(h[3:5]))
@@ -264,7 +274,7 @@ func (c *Conn) readFirstFlight() error {
 		}
 		recEnd := end + record.HeaderLen + body
 		if err := c.readTo(recEnd); err != nil {
-			return err
+			return fail(err)
 		}
 		c.observe(&c.in, c.rbuf[end:recEnd])
 		end = recEnd

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -384,6 +385,36 @@ func TestFirstFlight(t *testing.T) {
 	b.Write(slices.Concat(fin, data))
 	time.Sleep(50 * time.Millisecond) // let it all arrive
 	readFlight(t, c, a, [][]byte{fin}, data)
+}
+
+// stepReader returns its steps in turn: bytes or an error.
+type stepReader struct{ steps []any }
+
+func (r *stepReader) Read(p []byte) (int, error) {
+	if len(r.steps) == 0 {
+		return 0, io.EOF
+	}
+	step := r.steps[0]
+	r.steps = r.steps[1:]
+	if err, ok := step.(error); ok {
+		return 0, err
+	}
+	return copy(p, step.([]byte)), nil
+}
+
+// TestFirstFlightErrorSticks checks that an error in the middle of a
+// record of the first flight is returned again, not resumed from a wrong
+// place.
+func TestFirstFlightErrorSticks(t *testing.T) {
+	hello := rec(record.TypeHandshake, make([]byte, 100))
+	errTimeout := errors.New("timeout")
+	c := NewConn(&fakeConn{r: &stepReader{[]any{hello[:50], errTimeout, hello[50:]}}}, false)
+	buf := make([]byte, 200)
+	for i := range 2 {
+		if _, err := c.Read(buf); err != errTimeout {
+			t.Fatalf("Read %d = %v, want the timeout", i, err)
+		}
+	}
 }
 
 // TestNotTLSFailsFast checks that a first record header that is not TLS's

@@ -40,6 +40,14 @@ type keyLog struct {
 // user's KeyLogWriter, whose error (if any) is returned.
 func (k *keyLog) Write(p []byte) (int, error) {
 	k.mu.Lock()
+	if len(k.partial) == 0 && bytes.IndexByte(p, '\n') == len(p)-1 {
+		k.parseLine(p[:len(p)-1]) // one whole line, as crypto/tls writes
+		k.mu.Unlock()
+		if k.next != nil {
+			return k.next.Write(p)
+		}
+		return len(p), nil
+	}
 	k.partial = append(k.partial, p...)
 	for {
 		i := bytes.IndexByte(k.partial, '\n')
@@ -90,18 +98,23 @@ func (k *keyLog) parseLine(line []byte) {
 	default:
 		return
 	}
-	r := make([]byte, hex.DecodedLen(len(random)))
-	s := make([]byte, hex.DecodedLen(len(secret)))
-	if _, err := hex.Decode(r, random); err != nil {
-		return
+	var r []byte
+	if dst == &k.master {
+		r = make([]byte, hex.DecodedLen(len(random)))
+		if _, err := hex.Decode(r, random); err != nil {
+			return
+		}
 	}
+	s := make([]byte, hex.DecodedLen(len(secret)))
 	if _, err := hex.Decode(s, secret); err != nil {
 		clear(s)
 		return
 	}
 	clear(*dst)
 	*dst = s
-	k.clientRandom = r
+	if r != nil {
+		k.clientRandom = r
+	}
 }
 
 // wipe zeroes and drops every secret.

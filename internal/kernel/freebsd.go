@@ -167,7 +167,7 @@ func freebsdRecord(n int, oob []byte, flags, ptrSize int) (typ uint8, eof bool, 
 	}
 	switch {
 	case n > 0 && flags&freebsdMsgEOR == 0:
-		return 0, false, fmt.Errorf("kernel: recvmsg: record of %d bytes did not fit in %d (no MSG_EOR): %w", r.Length, n, syscall.EMSGSIZE)
+		return 0, false, fmt.Errorf("kernel: recvmsg: %d bytes of a record of %d without MSG_EOR (did not fit): %w", n, r.Length, syscall.EMSGSIZE)
 	case n != int(r.Length):
 		return 0, false, fmt.Errorf("kernel: recvmsg: %d bytes for a record of %d: %w", n, r.Length, syscall.EBADMSG)
 	case r.Type == 0:

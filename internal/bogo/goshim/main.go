@@ -3,8 +3,9 @@
 // the comparison of pass counts (scripts/bogo.sh go). That shim sends an
 // 8-byte shim ID first, which this runner revision predates: goshim starts
 // it on a port of its own and relays each of its connections to the
-// runner's, minus those 8 bytes. The test binary is $KTLS_BOGO_GOSHIM, else
-// crypto-tls.test beside goshim.
+// runner's, minus those 8 bytes. It adds -trust-cert $KTLS_BOGO_TRUST (the
+// CA of the runner's certificates). The test binary is $KTLS_BOGO_GOSHIM,
+// else crypto-tls.test beside goshim.
 package main
 
 import (
@@ -14,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 )
 
@@ -27,6 +29,12 @@ func main() {
 		bin = filepath.Join(filepath.Dir(self), "crypto-tls.test")
 	}
 	args := append([]string{"-bogo-mode"}, os.Args[1:]...)
+	if ca := os.Getenv("KTLS_BOGO_TRUST"); ca != "" && !slices.Contains(args, "-trust-cert") {
+		// This runner revision never passes -trust-cert; crypto/tls's shim
+		// verifies the runner's certificates, which scripts/bogo.sh signs
+		// with this CA.
+		args = append(args, "-trust-cert", ca)
+	}
 	var runnerPort string
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -86,6 +86,12 @@ var (
 
 	handshakerSupported = flags.Bool("is-handshaker-supported", false, "")
 
+	// Accepted and ignored, as Go's own shim does.
+	_ = flags.Bool("enable-early-data", false, "")
+	_ = flags.Bool("on-resume-expect-accept-early-data", false, "")
+	_ = flags.Bool("on-resume-expect-reject-early-data", false, "")
+	_ = flags.Bool("expect-ticket-supports-early-data", false, "")
+	_ = flags.Bool("on-resume-shim-writes-first", false, "")
 	_ = flags.Bool("use-custom-verify-callback", false, "")
 	_ = flags.Bool("reverify-on-resume", false, "")
 	_ = flags.Bool("expect-no-ech-name-override", false, "")

@@ -41,7 +41,6 @@ import (
 	"github.com/ktls-go/ktls"
 	"github.com/ktls-go/ktls/internal/kernel"
 	"github.com/ktls-go/ktls/record"
-	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -377,23 +376,6 @@ func checkEngine(c *ktls.Conn, tcp *net.TCPConn, engine string) error {
 		return fmt.Errorf("engine: want %s for %s, got tx %v rx %v (fallbacks %+v)", want, tls.CipherSuiteName(cs.CipherSuite), tx, rx, ktls.Stats().Fallbacks)
 	}
 	return nil
-}
-
-// peerClosed reports whether the peer's FIN has arrived with nothing before
-// it (a peek at the socket sees the end of the stream at once).
-func peerClosed(tcp *net.TCPConn) bool {
-	rc, err := tcp.SyscallConn()
-	if err != nil {
-		return false
-	}
-	closed := false
-	rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		closed = n == 0 && err == nil
-		return true
-	})
-	return closed
 }
 
 // exchange does the part of the test after the handshake, in the order of

@@ -90,6 +90,13 @@ func mountAll() error {
 	}
 	_ = os.MkdirAll("/dev/shm", 0o1777)
 	_ = unix.Mount("tmpfs", "/dev/shm", "tmpfs", 0, "")
+	// Pseudo-terminals for tests that need one: devpts, and /dev/ptmx
+	// pointing at its multiplexer when devtmpfs has none.
+	_ = os.MkdirAll("/dev/pts", 0o755)
+	_ = unix.Mount("devpts", "/dev/pts", "devpts", 0, "ptmxmode=0666")
+	if _, err := os.Lstat("/dev/ptmx"); err != nil {
+		_ = os.Symlink("pts/ptmx", "/dev/ptmx")
+	}
 	_ = unix.Sethostname([]byte("ktlslab"))
 	return nil
 }
