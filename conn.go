@@ -412,9 +412,15 @@ func (c *Conn) Write(p []byte) (int, error) {
 	}
 	c.lockOut()
 	defer c.unlockOut()
+	if c.holdLocked(p) {
+		return len(p), nil
+	}
 	n := 0
 	for {
 		if err := c.prepareLocked(); err != nil {
+			return n, err
+		}
+		if err := c.sendHeldLocked(); err != nil {
 			return n, err
 		}
 		m, err := c.writeLocked(p[n:min(int64(len(p)), int64(n)+c.budgetLocked())])
@@ -491,6 +497,7 @@ func (c *Conn) closeNotifyLocked() error {
 	if !c.out.closed {
 		c.out.closed = true
 		c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		c.sendHeldLocked() // what Write held while corked goes first
 		c.out.closeNotifyErr = c.writeRecordLocked(record.TypeAlert, []byte{1, byte(record.AlertCloseNotify)})
 		c.out.err = errShutdown
 		c.conn.SetWriteDeadline(time.Now())

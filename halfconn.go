@@ -39,6 +39,8 @@ type halfConn struct {
 	closeNotifyErr error          // what sending close_notify returned
 	records        uint64         // records sent under the current key, at most (see recordsPerKey)
 	overKey        bool           // counted once: the key went past recordsPerKey without a KeyUpdate
+	corked         bool           // Write holds small writes in held (see Conn.Cork)
+	held           []byte         // application data written while corked, not sent yet
 
 	// Work owed by the sending direction, posted without its lock.
 	alert     atomic.Uint32 // a fatal alert to send (alert+1), after which nothing more

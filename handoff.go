@@ -122,6 +122,7 @@ func (c *Conn) install(d kernel.Direction, s *record.Session, p Offload, useKern
 	if useKernel {
 		err := kernel.Enable(c.rc, d, s)
 		if err == nil {
+			c.setKernelOptions(d, s.Version)
 			return ModeKernel, nil
 		}
 		if p == OffloadKernel {

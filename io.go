@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/ktls-go/ktls/internal/kernel"
+	"github.com/ktls-go/ktls/record"
 )
 
 // copyBuffer is the buffer size of the copy loops: 16 full records, which
@@ -45,6 +46,14 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	if c.txMode == ModeNone {
 		return copyBuffered(writerOnly{c}, r)
 	}
+	fi, nonBlocking := source(r)
+	blocking := !nonBlocking
+	if blocking {
+		// What Write held goes now, not after a wait for r.
+		if err := c.Uncork(); err != nil {
+			return 0, err
+		}
+	}
 	c.lockOut()
 	err := c.out.err
 	c.unlockOut()
@@ -56,7 +65,7 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 			return n, err
 		}
 	}
-	if !readsWithoutBlocking(r) {
+	if blocking {
 		// Each Write takes the sending direction.
 		return copyBuffered(writerOnly{c}, r)
 	}
@@ -71,16 +80,87 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 		// then again.
 		budget := c.budgetLocked()
 		src, back := limitTo(r, budget)
-		n, err := c.readFromLocked(src)
+		held := int64(len(c.out.held))
+		n, err := c.readFromLocked(src, fi)
 		back(n)
 		total += n
-		c.out.records += recordsOf(n)
-		countTX(n)
+		c.out.records += recordsOf(n + held)
+		countTX(n + held)
 		if err != nil || n < budget {
 			return total, err
 		}
 	}
 }
+
+// Cork makes Write hold what it is given, while it fits in one record
+// (16 KiB), instead of sending it at once, so that it goes out in the same
+// record as what follows: the next ReadFrom of a file or in-memory reader
+// (in the kernel, the held bytes are sent with MSG_MORE, which keeps the
+// kernel's record open for the sendfile(2) data that follows), or a Write
+// that no longer fits. Uncork sends what is still held, as do Close and
+// CloseWrite (before close_notify) and a ReadFrom of a source that may
+// block, which uncorks first. This is TCP_CORK for records: ktlshttp corks
+// the connection around ResponseWriter.ReadFrom, so that net/http's
+// response header and the start of a file body make one record, not two.
+//
+// A corked Conn may hold data indefinitely: whoever corks must Uncork.
+// Cork has no effect on a connection whose record layer stayed in
+// crypto/tls (ModeNone).
+func (c *Conn) Cork() {
+	c.out.Lock()
+	c.out.corked = true
+	c.out.Unlock()
+}
+
+// Uncork ends Cork and sends what Write held, in one record; it returns
+// the error of sending it.
+func (c *Conn) Uncork() error {
+	c.lockOut()
+	defer c.unlockOut()
+	c.out.corked = false
+	if len(c.out.held) == 0 {
+		return nil
+	}
+	if err := c.prepareLocked(); err != nil {
+		c.out.held = c.out.held[:0]
+		return err
+	}
+	return c.sendHeldLocked()
+}
+
+// holdLocked keeps p in c.out.held if the Conn is corked and p fits in the
+// held record, and reports whether it did. c.out is held.
+func (c *Conn) holdLocked(p []byte) bool {
+	if !c.out.corked || c.out.err != nil || len(c.out.held)+len(p) > record.MaxPlaintext {
+		return false
+	}
+	c.out.held = append(c.out.held, p...)
+	return true
+}
+
+// sendHeldLocked sends what Write held while corked; c.out is held and
+// prepareLocked done. The buffer is kept for the next response unless it
+// grew beyond a typical header's size.
+func (c *Conn) sendHeldLocked() error {
+	if len(c.out.held) == 0 {
+		return nil
+	}
+	_, err := c.writeLocked(c.out.held)
+	c.dropHeldLocked()
+	return err
+}
+
+// dropHeldLocked empties c.out.held once it is sent.
+func (c *Conn) dropHeldLocked() {
+	if cap(c.out.held) > maxKeptHeld {
+		c.out.held = nil
+	} else {
+		c.out.held = c.out.held[:0]
+	}
+}
+
+// maxKeptHeld is the largest held buffer a Conn keeps between uses.
+const maxKeptHeld = 4096
 
 // limitTo returns r limited to n bytes, and the function to call with the
 // number of bytes read that accounts them to r when r is itself an
@@ -102,32 +182,62 @@ type file interface {
 	SyscallConn() (syscall.RawConn, error)
 }
 
-// readsWithoutBlocking reports whether reads from r never wait for a peer:
-// regular files and in-memory readers, also behind an io.LimitedReader or
+// source reports whether reads from r never wait for a peer: regular
+// files and in-memory readers, also behind an io.LimitedReader or
 // io.SectionReader. Only those are read with the sending direction held.
-func readsWithoutBlocking(r io.Reader) bool {
+// For a regular file (also behind an io.LimitedReader) it returns its
+// FileInfo, which sendFile uses: one fstat(2) per ReadFrom.
+func source(r io.Reader) (fs.FileInfo, bool) {
 	switch r := r.(type) {
 	case *io.LimitedReader:
-		return readsWithoutBlocking(r.R)
+		return source(r.R)
 	case file:
 		fi, err := r.Stat()
-		return err == nil && fi.Mode().IsRegular()
+		if err != nil || !fi.Mode().IsRegular() {
+			return nil, false
+		}
+		return fi, true
 	case *bytes.Reader, *strings.Reader, *bytes.Buffer, *io.SectionReader:
-		return true
+		return nil, true
 	}
-	return false
+	return nil, false
 }
 
-// readFromLocked sends what r yields; r does not block (see
-// readsWithoutBlocking) and c.out is held.
-func (c *Conn) readFromLocked(r io.Reader) (int64, error) {
+// readFromLocked sends what Write held (see Cork) and then what r yields;
+// r does not block (see source) and c.out is held; fi is r's file's, if r
+// is a file. The count is of r's bytes; the caller counts the held ones.
+func (c *Conn) readFromLocked(r io.Reader, fi fs.FileInfo) (int64, error) {
 	if c.txMode == ModeUser {
-		return c.out.w.ReadFrom(r)
-	}
-	if n, handled, err := c.sendFile(r); handled {
+		// What Write held is sealed with r's first bytes.
+		n, err := c.out.w.ReadFromAfter(c.out.held, r)
+		c.dropHeldLocked()
 		return n, err
 	}
-	return copyBuffered(c.conn, readerOnly{r})
+	if n, handled, err := c.sendFile(r, fi); handled {
+		return n, err
+	}
+	var first int64
+	if len(c.out.held) > 0 {
+		// What Write held goes in one write, so one record, with r's
+		// first bytes (counted by ReadFrom).
+		b := copyPool.Get().(*[]byte)
+		k := copy(*b, c.out.held)
+		c.dropHeldLocked()
+		m, rerr := r.Read((*b)[k:])
+		_, err := c.conn.Write((*b)[:k+m])
+		copyPool.Put(b)
+		first = int64(m)
+		switch {
+		case err != nil:
+			return 0, err
+		case rerr == io.EOF:
+			return first, nil
+		case rerr != nil:
+			return first, rerr
+		}
+	}
+	n, err := copyBuffered(c.conn, readerOnly{r})
+	return first + n, err
 }
 
 // WriteTo writes the application data it reads to w until the end of the

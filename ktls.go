@@ -139,6 +139,33 @@ type Config struct {
 	// followed there; with KernelWithoutRekey (or OffloadKernel) a KeyUpdate
 	// ends the connection with an error that says so.
 	KernelWithoutRekey bool
+
+	// ZerocopySendfile lets a sending direction in the Linux kernel send
+	// sendfile(2) data without the kernel's copy of the file's pages
+	// (TLS_TX_ZEROCOPY_RO, Linux 5.19). Only NIC offload (kernel-ifnet)
+	// gains from it; software kernel TLS ignores it. The hazard: the pages
+	// are encrypted by the NIC as they are sent, so a file changed while
+	// ReadFrom sends it (or until TCP has it acknowledged: a retransmission
+	// reads the pages again) puts records on the wire whose MAC no longer
+	// matches, and the peer ends the connection with bad_record_mac. Turn
+	// it on only for files that are not modified in place while served
+	// (replace files by rename instead). A kernel without the option
+	// (ENOPROTOOPT: Linux before 5.19, FreeBSD) leaves the connection
+	// without it, counted in Statistics.KernelOptionsRefused.
+	ZerocopySendfile bool
+
+	// ExpectNoPad lets a TLS 1.3 receiving direction in the Linux kernel
+	// decrypt each record straight into the reader's buffer
+	// (TLS_RX_EXPECT_NO_PAD, Linux 6.0), saving a copy. The kernel bets that
+	// the peer does not pad its records (crypto/tls, OpenSSL and BoringSSL
+	// do not by default); a padded record, or a record of another type, is
+	// decrypted again into a kernel buffer, so the stream stays correct, but
+	// a peer that pads every record doubles the server's decryption work.
+	// The kernel's documentation calls it safe only with trusted peers: it
+	// is off by default. A kernel without it (ENOPROTOOPT: Linux before
+	// 6.0, FreeBSD) leaves the connection without it, counted in
+	// Statistics.KernelOptionsRefused; TLS 1.2 directions never ask for it.
+	ExpectNoPad bool
 }
 
 // Clone returns a copy of c, for modification before first use: a Config
@@ -148,7 +175,9 @@ func (c *Config) Clone() *Config {
 	if c == nil {
 		return nil
 	}
-	return &Config{TLS: c.TLS.Clone(), TX: c.TX, RX: c.RX, KernelWithoutRekey: c.KernelWithoutRekey}
+	d := *c
+	d.TLS = c.TLS.Clone()
+	return &d
 }
 
 // kernelWithoutRekey reports c.KernelWithoutRekey; false for nil.

@@ -2,6 +2,7 @@ package ktls
 
 import (
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"syscall"
@@ -13,22 +14,19 @@ import (
 const maxSendfile = 1 << 30
 
 // sendFile sends the rest of r with sendfile(2) if r is a regular file (see
-// file) or an io.LimitedReader of one; handled is false otherwise. c.out is
-// held and the sending direction is in the kernel, which makes the records.
-// sendfile(2) reads from the file's offset and advances it, as a read
-// would. The bytes sent are counted in c.sendfileBytes.
-func (c *Conn) sendFile(r io.Reader) (written int64, handled bool, err error) {
+// file) or an io.LimitedReader of one, whose FileInfo (from source) is fi;
+// handled is false otherwise. c.out is held and the sending direction is in
+// the kernel, which makes the records. sendfile(2) reads from the file's
+// offset and advances it, as a read would. The bytes sent are counted in c.sendfileBytes. What Write held
+// while corked (see Conn.Cork) goes first, in the file's first record.
+func (c *Conn) sendFile(r io.Reader, fi fs.FileInfo) (written int64, handled bool, err error) {
 	remain := int64(1) << 62
 	lr, limited := r.(*io.LimitedReader)
 	if limited {
 		remain, r = lr.N, lr.R
 	}
 	f, ok := r.(file)
-	if !ok {
-		return 0, false, nil
-	}
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
+	if !ok || fi == nil {
 		return 0, false, nil
 	}
 	fc, err := f.SyscallConn()
@@ -39,7 +37,39 @@ func (c *Conn) sendFile(r io.Reader) (written int64, handled bool, err error) {
 	// overwritten by the result of rc.Write, which is nil then.
 	var serr, werr error
 	cerr := fc.Control(func(infd uintptr) {
+		held, more := c.out.held, false
+		if len(held) > 0 {
+			// What Write held while corked goes first, with MSG_MORE
+			// when file data follows: the kernel keeps the record open
+			// and the file's first bytes join it. sendfile is then asked
+			// for no more than the file has, so that its last call,
+			// without MSG_MORE, closes the record. Without data to
+			// follow (the end of the file) the held bytes go alone. (A
+			// file truncated between here and sendfile would leave the
+			// record open: the response it was to carry is broken then.)
+			off, err := unix.Seek(int(infd), 0, io.SeekCurrent)
+			more = err == nil && fi.Size() > off
+			if more {
+				remain = min(remain, fi.Size()-off)
+			}
+		}
 		werr = c.rc.Write(func(outfd uintptr) bool {
+			for len(held) > 0 {
+				flags := unix.MSG_NOSIGNAL
+				if more {
+					flags |= unix.MSG_MORE
+				}
+				n, err := unix.SendmsgN(int(outfd), held, nil, nil, flags)
+				held = held[max(n, 0):]
+				switch {
+				case err == unix.EAGAIN:
+					return false
+				case err == unix.EINTR:
+				case err != nil:
+					serr = os.NewSyscallError("sendmsg", err)
+					return true
+				}
+			}
 			for remain > 0 {
 				n, err := unix.Sendfile(int(outfd), int(infd), nil, int(min(remain, maxSendfile)))
 				if n > 0 {
@@ -61,6 +91,7 @@ func (c *Conn) sendFile(r io.Reader) (written int64, handled bool, err error) {
 			return true
 		})
 	})
+	c.dropHeldLocked()
 	if serr == nil {
 		serr = werr
 	}

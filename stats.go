@@ -176,6 +176,12 @@ type Statistics struct {
 	// ErrTruncated). HTTP clients often do so after their last response.
 	EOFWithoutCloseNotify uint64 `json:"eof_without_close_notify"`
 
+	// KernelOptionsRefused counts kernel options asked for by
+	// Config.ZerocopySendfile or Config.ExpectNoPad that the kernel
+	// refused (ENOPROTOOPT: Linux before 5.19 or 6.0, FreeBSD); the
+	// connection went on without them.
+	KernelOptionsRefused uint64 `json:"kernel_options_refused"`
+
 	Control ControlRecords `json:"control"`
 }
 
@@ -194,6 +200,7 @@ var counters struct {
 	closeNotify, alerts                atomic.Uint64
 	ticketsStored, ticketsDropped      atomic.Uint64
 	keyUpdates, unexpected             atomic.Uint64
+	kernelOptionsRefused               atomic.Uint64
 }
 
 // Stats returns a snapshot of the package's counters.
@@ -227,6 +234,7 @@ func Stats() Statistics {
 		RekeyErrors:           c.rekeyErrors.Load(),
 		KeyLimitExceeded:      c.keyLimitExceeded.Load(),
 		EOFWithoutCloseNotify: c.eofNoCloseNotify.Load(),
+		KernelOptionsRefused:  c.kernelOptionsRefused.Load(),
 		Control: ControlRecords{
 			CloseNotify: c.closeNotify.Load(), Alerts: c.alerts.Load(),
 			TicketsStored: c.ticketsStored.Load(), TicketsDropped: c.ticketsDropped.Load(),

@@ -66,3 +66,12 @@ func TestKernelFileServer(t *testing.T) {
 		c.CloseIdleConnections()
 	}
 }
+
+// TestKernelSmallResponseRecords checks that a small file's response header
+// and body go in one record with the sending direction in the kernel: the
+// header is sent with MSG_MORE and sendfile's data joins its record. A HEAD
+// response and an empty file must not be held back.
+func TestKernelSmallResponseRecords(t *testing.T) {
+	ktlstest.RequireKernel(t)
+	checkSmallResponses(t, ktls.OffloadKernel)
+}

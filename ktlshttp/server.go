@@ -19,6 +19,12 @@
 // Handlers that wrap the http.ResponseWriter keep that path only if the
 // wrapper has a ReadFrom method passing through to the wrapped writer.
 // HTTP/2 frames every DATA frame in user space and never uses sendfile.
+// Around that ReadFrom the connection is corked (ktls.Conn.Cork): the
+// response header waits for the body's first bytes and goes in the same
+// record, so a small file is one record, not two. The Server does this by
+// wrapping its Handler (set when it starts serving) and each HTTP/1.x
+// ResponseWriter; the wrapper passes Flush, Hijack and Unwrap (for
+// http.ResponseController) on.
 //
 // The smallest server:
 //
@@ -131,6 +137,7 @@ func (s *Server) init() error {
 			}
 			return ctx
 		}
+		s.Handler = corkHandler{s.Handler}
 		s.h2 = s.HTTP2
 		if s.h2 == nil {
 			s.h2 = new(http2.Server)
@@ -276,12 +283,12 @@ func (s *Server) withCert(certFile, keyFile string) (*ktls.Config, error) {
 // cloneConfig returns a new ktls.Config with the policies of cfg and a clone
 // of its TLS configuration (never nil). A nil cfg is an empty one.
 func cloneConfig(cfg *ktls.Config) *ktls.Config {
-	c := &ktls.Config{TLS: new(tls.Config)}
-	if cfg != nil {
-		c.TX, c.RX = cfg.TX, cfg.RX
-		if cfg.TLS != nil {
-			c.TLS = cfg.TLS.Clone()
-		}
+	c := cfg.Clone()
+	if c == nil {
+		c = new(ktls.Config)
+	}
+	if c.TLS == nil {
+		c.TLS = new(tls.Config)
 	}
 	return c
 }
@@ -511,3 +518,64 @@ const (
 func looksLikeHTTP(hdr [5]byte) bool {
 	return slices.Contains([]string{"GET /", "HEAD ", "POST ", "PUT /", "OPTIO"}, string(hdr[:]))
 }
+
+// corkHandler is the Server's handler: h, with the http.ResponseWriter of an
+// HTTP/1.x request on a *ktls.Conn (a corker) wrapped in a corkWriter.
+type corkHandler struct{ h http.Handler }
+
+func (ch corkHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := ch.h
+	if h == nil {
+		h = http.DefaultServeMux
+	}
+	if c, ok := r.Context().Value(ConnContextKey).(corker); ok && r.ProtoMajor == 1 {
+		if rw, ok := w.(http1Writer); ok {
+			w = &corkWriter{http1Writer: rw, c: c}
+		}
+	}
+	h.ServeHTTP(w, r)
+}
+
+// http1Writer is what net/http's HTTP/1.x ResponseWriter implements and
+// corkWriter passes on.
+type http1Writer interface {
+	http.ResponseWriter
+	io.ReaderFrom
+	io.StringWriter
+	http.Flusher
+	http.Hijacker
+	http.CloseNotifier
+}
+
+// corkWriter corks the connection (ktls.Conn.Cork) around ReadFrom, which
+// net/http uses to send a file body: it writes the response header (with the
+// body's first 512 bytes, read to sniff the content type) to the connection
+// and then hands the rest to the connection's ReadFrom (sendfile(2) in the
+// kernel). Corked, the header waits for the body and both go in one record:
+// a small file makes one record and one write, not two. The connection is
+// uncorked before ReadFrom returns, so nothing stays held (a HEAD request or
+// an empty file send their header at the end of the handler, as without the
+// cork; a handler's Flush is never corked). Unwrap gives the ResponseWriter
+// to http.ResponseController.
+type corkWriter struct {
+	http1Writer
+	c corker
+}
+
+// corker is the part of *ktls.Conn that corkWriter uses.
+type corker interface {
+	Cork()
+	Uncork() error
+}
+
+func (w *corkWriter) ReadFrom(r io.Reader) (n int64, err error) {
+	w.c.Cork()
+	defer func() {
+		if uerr := w.c.Uncork(); err == nil {
+			err = uerr
+		}
+	}()
+	return w.http1Writer.ReadFrom(r)
+}
+
+func (w *corkWriter) Unwrap() http.ResponseWriter { return w.http1Writer }

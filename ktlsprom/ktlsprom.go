@@ -34,6 +34,7 @@ type Collector struct {
 	fallbacks, badRecords               *prometheus.Desc
 	rekeys, rekeyErrors, controlRecords *prometheus.Desc
 	keyLimitExceeded, eofNoCloseNotify  *prometheus.Desc
+	kernelOptionsRefused                *prometheus.Desc
 	kernel                              *prometheus.Desc
 	kernelStats                         func() (map[string]uint64, error)
 }
@@ -53,6 +54,7 @@ type Collector struct {
 //	ktls_rekey_errors_total                     KeyUpdates that could not be followed
 //	ktls_key_limit_exceeded_total               connections whose AES-GCM sending key passed 2^24 records
 //	ktls_eof_without_close_notify_total         peers that ended the stream between records without close_notify
+//	ktls_kernel_options_refused_total           kernel options asked for by ktls.Config that the kernel refused
 //	ktls_control_records_total{kind}            non-data records received, by ktls.ControlRecords field
 //	ktls_kernel{counter}                        the kernel's counters by name (TlsTxSw, TlsDecryptError...), untyped
 //
@@ -64,23 +66,24 @@ func NewCollector() *Collector {
 		return prometheus.NewDesc("ktls_"+name, help, labels, nil)
 	}
 	return &Collector{
-		enabled:          d("enabled", "Whether new connections may use kernel TLS (kern.ipc.tls.enable)."),
-		cbcEnabled:       d("cbc_enabled", "Whether CBC cipher suites may be offloaded (kern.ipc.tls.cbc_enable)."),
-		handshakes:       d("handshakes_total", "Handshakes handed off."),
-		handshakeErrors:  d("handshake_errors_total", "Handshakes or hand-offs that failed."),
-		connections:      d("connections", "Open connections by mode of each direction.", "direction", "mode"),
-		connectionsTotal: d("connections_total", "Connections handed off by mode of each direction.", "direction", "mode"),
-		records:          d("records_total", "Records moved after the hand-off.", "direction"),
-		bytes:            d("bytes_total", "Plaintext bytes moved after the hand-off.", "direction"),
-		fallbacks:        d("fallbacks_total", "Directions not offloaded as their policy asked, by reason.", "reason"),
-		badRecords:       d("bad_records_total", "Received records refused, by class.", "class"),
-		rekeys:           d("rekeys_total", "TLS 1.3 key updates by direction.", "direction"),
-		rekeyErrors:      d("rekey_errors_total", "KeyUpdates that could not be followed."),
-		keyLimitExceeded: d("key_limit_exceeded_total", "Connections whose AES-GCM sending key passed 2^24 records without a KeyUpdate (TLS 1.2, or a kernel that cannot re-key)."),
-		eofNoCloseNotify: d("eof_without_close_notify_total", "Connections whose peer ended the stream between records without close_notify."),
-		controlRecords:   d("control_records_total", "Non-data records received after the hand-off, by kind.", "kind"),
-		kernel:           d("kernel", "The kernel's TLS counters (/proc/net/tls_stat, kern.ipc.tls.stats).", "counter"),
-		kernelStats:      kernel.Stats,
+		enabled:              d("enabled", "Whether new connections may use kernel TLS (kern.ipc.tls.enable)."),
+		cbcEnabled:           d("cbc_enabled", "Whether CBC cipher suites may be offloaded (kern.ipc.tls.cbc_enable)."),
+		handshakes:           d("handshakes_total", "Handshakes handed off."),
+		handshakeErrors:      d("handshake_errors_total", "Handshakes or hand-offs that failed."),
+		connections:          d("connections", "Open connections by mode of each direction.", "direction", "mode"),
+		connectionsTotal:     d("connections_total", "Connections handed off by mode of each direction.", "direction", "mode"),
+		records:              d("records_total", "Records moved after the hand-off.", "direction"),
+		bytes:                d("bytes_total", "Plaintext bytes moved after the hand-off.", "direction"),
+		fallbacks:            d("fallbacks_total", "Directions not offloaded as their policy asked, by reason.", "reason"),
+		badRecords:           d("bad_records_total", "Received records refused, by class.", "class"),
+		rekeys:               d("rekeys_total", "TLS 1.3 key updates by direction.", "direction"),
+		rekeyErrors:          d("rekey_errors_total", "KeyUpdates that could not be followed."),
+		keyLimitExceeded:     d("key_limit_exceeded_total", "Connections whose AES-GCM sending key passed 2^24 records without a KeyUpdate (TLS 1.2, or a kernel that cannot re-key)."),
+		eofNoCloseNotify:     d("eof_without_close_notify_total", "Connections whose peer ended the stream between records without close_notify."),
+		kernelOptionsRefused: d("kernel_options_refused_total", "Kernel options asked for (Config.ZerocopySendfile, Config.ExpectNoPad) that the kernel refused."),
+		controlRecords:       d("control_records_total", "Non-data records received after the hand-off, by kind.", "kind"),
+		kernel:               d("kernel", "The kernel's TLS counters (/proc/net/tls_stat, kern.ipc.tls.stats).", "counter"),
+		kernelStats:          kernel.Stats,
 	}
 }
 
@@ -88,7 +91,7 @@ func NewCollector() *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.enabled, c.cbcEnabled, c.handshakes, c.handshakeErrors, c.connections, c.connectionsTotal,
-		c.records, c.bytes, c.fallbacks, c.badRecords, c.rekeys, c.rekeyErrors, c.keyLimitExceeded, c.eofNoCloseNotify, c.controlRecords, c.kernel,
+		c.records, c.bytes, c.fallbacks, c.badRecords, c.rekeys, c.rekeyErrors, c.keyLimitExceeded, c.eofNoCloseNotify, c.kernelOptionsRefused, c.controlRecords, c.kernel,
 	} {
 		ch <- d
 	}
@@ -149,6 +152,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.rekeyErrors, s.RekeyErrors)
 	counter(c.keyLimitExceeded, s.KeyLimitExceeded)
 	counter(c.eofNoCloseNotify, s.EOFWithoutCloseNotify)
+	counter(c.kernelOptionsRefused, s.KernelOptionsRefused)
 	cr := s.Control
 	for kind, v := range map[string]uint64{
 		"close_notify": cr.CloseNotify, "alert": cr.Alerts, "ticket_stored": cr.TicketsStored,

@@ -142,6 +142,7 @@ func TestCollector(t *testing.T) {
 		{"ktls_rekey_errors_total", dto.MetricType_COUNTER, "", 1},
 		{"ktls_key_limit_exceeded_total", dto.MetricType_COUNTER, "", 1},
 		{"ktls_eof_without_close_notify_total", dto.MetricType_COUNTER, "", 1},
+		{"ktls_kernel_options_refused_total", dto.MetricType_COUNTER, "", 1},
 		{"ktls_control_records_total", dto.MetricType_COUNTER, "kind", 7},
 		{"ktls_kernel", dto.MetricType_UNTYPED, "counter", 1},
 	} {
@@ -158,8 +159,8 @@ func TestCollector(t *testing.T) {
 			t.Errorf("%s: labels %q, want %q", w.name, names, w.labels)
 		}
 	}
-	if len(got) != 16 {
-		t.Errorf("%d metric families, want 16", len(got))
+	if len(got) != 17 {
+		t.Errorf("%d metric families, want 17", len(got))
 	}
 	// Values: the handshakes (nothing else runs in this test binary) and
 	// user-space connections handed off (this host has no kernel TLS, or

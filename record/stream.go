@@ -95,6 +95,22 @@ func (w *Writer) Write(p []byte) (n int, err error) {
 // left. ReadFrom returns the number of bytes read from r and written, and the
 // first error other than io.EOF.
 func (w *Writer) ReadFrom(r io.Reader) (n int64, err error) {
+	return w.ReadFromAfter(nil, r)
+}
+
+// ReadFromAfter writes p and then what r yields, as Write(p) and
+// ReadFrom(r) would, but seals p into one record with r's first bytes when
+// p fits in a record (MaxPlaintext bytes), so that a short header and the
+// body that follows it make one record and one write instead of two. A p
+// that does not fit is written first by Write. The count returned is of
+// the bytes read from r, as for ReadFrom.
+func (w *Writer) ReadFromAfter(p []byte, r io.Reader) (n int64, err error) {
+	if len(p) > MaxPlaintext {
+		if _, err := w.Write(p); err != nil {
+			return 0, err
+		}
+		p = nil
+	}
 	if w.err != nil {
 		return 0, w.err
 	}
@@ -110,19 +126,21 @@ func (w *Writer) ReadFrom(r io.Reader) (n int64, err error) {
 		batch := 0
 		for more := true; more && rerr == nil && len(w.buf)+slot <= cap(w.buf); {
 			start := len(w.buf) + off
-			p := w.buf[start : start+MaxPlaintext]
+			rec := w.buf[start : start+MaxPlaintext]
+			k := copy(rec, p) // p, if any, goes first in the first record
+			p = p[k:]
 			var m int
-			m, rerr = r.Read(p)
-			if m < 0 || m > len(p) {
+			m, rerr = r.Read(rec[k:])
+			if m < 0 || m > len(rec)-k {
 				m, rerr = 0, errors.New("record: invalid Read result")
 			}
-			if m > 0 {
-				if w.buf, serr = w.s.Seal(w.buf, TypeApplicationData, p[:m]); serr != nil {
+			if k+m > 0 {
+				if w.buf, serr = w.s.Seal(w.buf, TypeApplicationData, rec[:k+m]); serr != nil {
 					break
 				}
 				batch += m
 			}
-			more = batching && m == len(p)
+			more = batching && k+m == len(rec)
 		}
 		if err := w.flush(); err != nil {
 			return n, err
