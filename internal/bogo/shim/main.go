@@ -40,6 +40,7 @@ import (
 
 	"github.com/ktls-go/ktls"
 	"github.com/ktls-go/ktls/internal/kernel"
+	"github.com/ktls-go/ktls/internal/ktlstest"
 	"github.com/ktls-go/ktls/record"
 )
 
@@ -345,7 +346,7 @@ func checkState(i int, cs tls.ConnectionState) error {
 
 // checkEngine makes sure the engine under test carries both directions
 // wherever it can: the user-space record layer for every suite package
-// record carries; the kernel for those and the versions the kernel takes
+// record carries; the kernel for those suites and versions the kernel takes
 // under OffloadAuto (TLS 1.3 only where it follows a KeyUpdate).
 func checkEngine(c *ktls.Conn, tcp *net.TCPConn, engine string) error {
 	cs := c.ConnectionState()
@@ -357,7 +358,10 @@ func checkEngine(c *ktls.Conn, tcp *net.TCPConn, engine string) error {
 		return nil
 	}
 	want := "user"
-	if engine == "kernel" && (cs.Version < tls.VersionTLS13 || kernel.Rekey() == nil) {
+	if engine == "kernel" && (cs.Version < tls.VersionTLS13 || kernel.Rekey() == nil) &&
+		ktlstest.KernelSuite(cs.Version, cs.CipherSuite) == nil {
+		// Where the kernel lacks the suite (ChaCha20-Poly1305 before
+		// Linux 5.11), OffloadAuto carries it in user space.
 		want = "kernel"
 	}
 	okMode := func(m ktls.Mode) bool {
