@@ -218,8 +218,10 @@ func checkExchange(t *testing.T, c net.Conn, e *exchange, up, down []byte) {
 // waitLog waits for s in the log.
 func waitLog(t *testing.T, logs *syncBuffer, s string) {
 	t.Helper()
-	for i := 0; !strings.Contains(logs.String(), s); i++ {
-		if i == 500 {
+	// The guard only stops a hang: under emulation on a busy machine the
+	// proxy can take long to get there.
+	for deadline := time.Now().Add(2 * time.Minute); !strings.Contains(logs.String(), s); {
+		if time.Now().After(deadline) {
 			t.Fatalf("no %q in the log", s)
 		}
 		time.Sleep(10 * time.Millisecond)
