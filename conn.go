@@ -159,7 +159,10 @@ var ErrTruncated = record.ErrTruncated
 // records in a row that carry nothing (empty application data, skipped
 // alerts, post-handshake messages) end the connection with
 // unexpected_message, as in crypto/tls. A bad record gives the errors of package record, wrapping
-// EBADMSG, EMSGSIZE or EINVAL, and the matching alert is sent to the peer.
+// EBADMSG, EMSGSIZE or EINVAL, and the matching alert is sent to the peer:
+// by the Write that holds the sending direction once its send is done, else
+// by Read itself, which then waits for room in the socket (up to the write
+// deadline) as crypto/tls does.
 // All of these errors but timeouts stick: later Reads return them again.
 func (c *Conn) Read(p []byte) (int, error) {
 	if err := c.Handshake(); err != nil {
