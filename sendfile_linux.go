@@ -124,7 +124,7 @@ func (c *Conn) spliceFrom(r io.Reader) (written int64, handled bool, err error) 
 		return 0, false, nil
 	}
 	rc, err := src.SyscallConn()
-	if err != nil {
+	if err != nil || tlsSocket(rc) {
 		return 0, false, nil
 	}
 	for {
@@ -145,6 +145,19 @@ func (c *Conn) spliceFrom(r io.Reader) (written int64, handled bool, err error) 
 			return written, true, err
 		}
 	}
+}
+
+// tlsSocket reports whether the socket has the TLS ULP (a kernel-RX ktls
+// connection's socket, as WriteTo passes it to a Conn's ReadFrom): its
+// SIOCINQ does not count the records the kernel has already parsed, so
+// waitReadable cannot tell how much it holds, and its control records
+// fail splice(2). Such a source is copied through user space instead.
+func tlsSocket(rc syscall.RawConn) bool {
+	var ulp string
+	rc.Control(func(fd uintptr) {
+		ulp, _ = unix.GetsockoptString(int(fd), unix.IPPROTO_TCP, unix.TCP_ULP)
+	})
+	return ulp == "tls"
 }
 
 // waitReadable waits until the socket has data or its end (or an error) to
