@@ -278,3 +278,33 @@ func testReadFromReset(t *testing.T, engine Offload) {
 		t.Error("sendfile(2) not used")
 	}
 }
+
+// TestKernelWriteToConn: a Conn echoes to itself with io.Copy (WriteTo into
+// its own ReadFrom, kernel RX socket as the source), as a relay between two
+// kernel-TLS Conns does. The peer's close_notify must end the copy cleanly:
+// the source is copied through user space, since SIOCINQ does not count the
+// records the kernel has parsed (it took close_notify for a cut stream).
+func TestKernelWriteToConn(t *testing.T) {
+	ktlstest.RequireKernel(t)
+	pr := newPair(t, true, &Config{TLS: serverTLS(), TX: OffloadKernel, RX: OffloadKernel, KernelWithoutRekey: true}, clientTLS())
+	pr.handshake(t)
+	copied := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(pr.k, pr.k)
+		copied <- err
+	}()
+	msg := bytes.Repeat([]byte("echo "), 10000)
+	if _, err := pr.p.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	if err := pr.p.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(io.LimitReader(pr.p, int64(len(msg))))
+	if err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("echo: %d of %d bytes, %v", len(got), len(msg), err)
+	}
+	if err := <-copied; err != nil {
+		t.Fatalf("io.Copy(c, c) = %v, want nil after the peer's close_notify", err)
+	}
+}
