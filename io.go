@@ -148,6 +148,7 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 	}
 	c.in.Lock()
 	defer c.in.Unlock()
+	defer c.releaseScratch()
 	var total int64
 	for {
 		if len(c.in.pending) > 0 {
