@@ -278,6 +278,20 @@ func (c *Conn) scratch() []byte {
 	return c.in.scratch
 }
 
+// readToPending reads as readLocked does, into a buffer of scratchPool,
+// which becomes the scratch buffer holding what was read as c.in.pending (or
+// goes back to the pool if nothing was). c.in is held and nothing is pending.
+func (c *Conn) readToPending() error {
+	b := scratchPool.Get().(*[record.MaxPlaintext]byte)
+	m, err := c.readLocked(b[:])
+	if m > 0 {
+		c.in.scratch, c.in.pending = b[:], b[:m]
+	} else {
+		scratchPool.Put(b)
+	}
+	return err
+}
+
 // releaseScratch gives the scratch buffer back to scratchPool once nothing
 // in it is left to return (c.in.pending is empty); c.in is held.
 func (c *Conn) releaseScratch() {

@@ -1,6 +1,7 @@
 package ktls
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"os"
@@ -116,5 +117,24 @@ func TestKernelScratchReleased(t *testing.T) {
 	}
 	if err := <-errc; err != nil {
 		t.Fatal(err)
+	}
+	// WriteTo reads records other than data (here close_notify) into a
+	// pooled buffer, and gives it back too.
+	go func() {
+		_, err := pr.p.Write(data)
+		if err == nil {
+			err = pr.p.CloseWrite()
+		}
+		errc <- err
+	}()
+	var sink bytes.Buffer
+	if n, err := pr.k.WriteTo(&sink); err != nil || !bytes.Equal(sink.Bytes(), data) {
+		t.Fatalf("WriteTo = %d, %v", n, err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if pr.k.in.scratch != nil {
+		t.Fatal("scratch buffer kept after WriteTo")
 	}
 }
