@@ -8,17 +8,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// awaitInput waits until the socket has something to read (data, the end
-// of the stream or an error), honouring the read deadline, without holding
-// a buffer meanwhile: poll(2) first, since the runtime's poller only reports
-// what arrives after its last wait.
+// awaitInput waits until a record (or the end of the stream, or an error)
+// can be read from a kernel RX socket, honouring the read deadline, without
+// holding a record's buffer meanwhile. It peeks at one byte with recvmsg, as
+// the read itself would go (poll(2) is not enough: Linux reports no input
+// for records that it parsed before a KeyUpdate re-keyed the socket); the
+// record stays for the read that follows.
 func awaitInput(rc syscall.RawConn) error {
 	return rc.Read(func(fd uintptr) bool {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		var b [1]byte
+		var oob [64]byte
 		for {
-			n, err := unix.Poll(fds, 0)
+			_, _, _, _, err := unix.Recvmsg(int(fd), b[:], oob[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
 			if err != unix.EINTR {
-				return err != nil || n > 0
+				return err != unix.EAGAIN
 			}
 		}
 	})
