@@ -236,10 +236,13 @@ func (c *Conn) recvLocked(buf []byte) (record.ContentType, []byte, error) {
 	)
 	if c.rxMode.IsKernel() {
 		if buf == nil {
-			if c.in.scratch == nil {
+			if c.in.scratch == nil && kernel.SpliceRXSafe() {
 				// Take a record's room only once there is
 				// something to read: an idle connection holds
-				// none.
+				// none. Before Linux 5.16 (and on FreeBSD,
+				// untried) the buffer is taken first: a peek
+				// there can leave a zero-length control record
+				// unseen (5.10, in the lab).
 				if err := awaitInput(c.rc); err != nil {
 					return 0, nil, c.readError(err)
 				}

@@ -10,6 +10,7 @@ import (
 	"time"
 	"weak"
 
+	"github.com/ktls-go/ktls/internal/kernel"
 	"github.com/ktls-go/ktls/internal/ktlstest"
 	"github.com/ktls-go/ktls/record"
 )
@@ -74,7 +75,7 @@ func TestKernelScratchReleased(t *testing.T) {
 	if _, err := pr.k.Read(make([]byte, 4096)); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("Read past deadline: %v", err)
 	}
-	if pr.k.in.scratch != nil {
+	if pr.k.in.scratch != nil && kernel.SpliceRXSafe() {
 		t.Fatal("scratch buffer taken by a Read with nothing to read")
 	}
 	pr.k.SetReadDeadline(time.Time{})
