@@ -89,6 +89,13 @@ func (c *Conn) HandshakeContext(ctx context.Context) error {
 		return err
 	}
 	countOpen(c.txMode, c.rxMode)
+	if c.txMode != ModeNone && c.tickets == nil {
+		// Nothing reads or writes through crypto/tls any more: let its
+		// record layer (AEADs, buffers) and its per-connection
+		// tls.Config go. ConnectionState is in c.state. A TLS 1.3
+		// client with a session cache keeps both for storeTicket.
+		c.tls, c.hc, c.clientConfig = nil, nil, nil
+	}
 	c.done.Store(true)
 	return nil
 }
@@ -185,8 +192,10 @@ func (c *Conn) readLocked(p []byte) (int, error) {
 		if len(c.in.pending) > 0 {
 			n := copy(p, c.in.pending)
 			c.in.pending = c.in.pending[n:]
+			c.releaseScratch()
 			return n, nil
 		}
+		c.releaseScratch()
 		if c.in.err != nil {
 			return 0, c.in.err
 		}
@@ -230,6 +239,17 @@ func (c *Conn) recvLocked(buf []byte) (record.ContentType, []byte, error) {
 	)
 	if c.rxMode.IsKernel() {
 		if buf == nil {
+			if c.in.scratch == nil && kernel.SpliceRXSafe() {
+				// Take a record's room only once there is
+				// something to read: an idle connection holds
+				// none. Before Linux 5.16 (and on FreeBSD,
+				// untried) the buffer is taken first: a peek
+				// there can leave a zero-length control record
+				// unseen (5.10, in the lab).
+				if err := awaitInput(c.rc); err != nil {
+					return 0, nil, c.readError(err)
+				}
+			}
 			buf = c.scratch()
 		}
 		t, n, err := kernel.RecvRecord(c.rc, buf)
@@ -252,12 +272,39 @@ func (c *Conn) recvLocked(buf []byte) (record.ContentType, []byte, error) {
 	return typ, data, nil
 }
 
-// scratch returns a buffer for one whole record's payload; c.in is held.
+// scratchPool holds the kernel RX buffers of whole records between uses.
+var scratchPool = sync.Pool{New: func() any { return new([record.MaxPlaintext]byte) }}
+
+// scratch returns a buffer for one whole record's payload, from
+// scratchPool, kept until releaseScratch; c.in is held.
 func (c *Conn) scratch() []byte {
 	if c.in.scratch == nil {
-		c.in.scratch = make([]byte, record.MaxPlaintext)
+		c.in.scratch = scratchPool.Get().(*[record.MaxPlaintext]byte)[:]
 	}
 	return c.in.scratch
+}
+
+// readToPending reads as readLocked does, into a buffer of scratchPool,
+// which becomes the scratch buffer holding what was read as c.in.pending (or
+// goes back to the pool if nothing was). c.in is held and nothing is pending.
+func (c *Conn) readToPending() error {
+	b := scratchPool.Get().(*[record.MaxPlaintext]byte)
+	m, err := c.readLocked(b[:])
+	if m > 0 {
+		c.in.scratch, c.in.pending = b[:], b[:m]
+	} else {
+		scratchPool.Put(b)
+	}
+	return err
+}
+
+// releaseScratch gives the scratch buffer back to scratchPool once nothing
+// in it is left to return (c.in.pending is empty); c.in is held.
+func (c *Conn) releaseScratch() {
+	if c.in.scratch != nil && len(c.in.pending) == 0 {
+		scratchPool.Put((*[record.MaxPlaintext]byte)(c.in.scratch))
+		c.in.scratch, c.in.pending = nil, nil
+	}
 }
 
 // readError records a fatal read error (a bad record, the end of the
@@ -554,6 +601,11 @@ func (c *Conn) Close() error {
 // suite, ALPN, peer certificates, resumption...) as crypto/tls reports it;
 // after the hand-off, as it was then.
 func (c *Conn) ConnectionState() tls.ConnectionState {
+	if !c.done.Load() {
+		// As crypto/tls's, it waits for a running handshake.
+		c.handshakeMu.Lock()
+		defer c.handshakeMu.Unlock()
+	}
 	if c.done.Load() && c.txMode != ModeNone {
 		return c.state
 	}

@@ -29,7 +29,7 @@ type halfConn struct {
 	// Receiving.
 	r       *record.Reader // user-space RX
 	pending []byte         // plaintext not returned yet
-	scratch []byte         // kernel RX: room for a whole record
+	scratch []byte         // kernel RX: room for a whole record, from scratchPool while in use
 	hs      []byte         // a TLS 1.3 post-handshake message begun in an earlier record
 	useless int            // records in a row that carried nothing (see maxUselessRecords)
 

@@ -258,6 +258,7 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 	}
 	c.in.Lock()
 	defer c.in.Unlock()
+	defer c.releaseScratch()
 	var total int64
 	for {
 		if len(c.in.pending) > 0 {
@@ -303,11 +304,7 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 			return total, err
 		}
 		// A control record is next: read it (or data) by recvmsg.
-		m, err := c.readLocked(c.scratch())
-		if m > 0 {
-			c.in.pending = c.in.scratch[:m]
-		}
-		if err != nil && err != io.EOF {
+		if err := c.readToPending(); err != nil && err != io.EOF {
 			return total, err
 		}
 	}
