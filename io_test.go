@@ -287,6 +287,7 @@ func testReadFromReset(t *testing.T, engine Offload) {
 func TestKernelWriteToConn(t *testing.T) {
 	ktlstest.RequireKernel(t)
 	pr := newPair(t, true, &Config{TLS: serverTLS(), TX: OffloadKernel, RX: OffloadKernel, KernelWithoutRekey: true}, clientTLS())
+	pr.fc.release()
 	pr.handshake(t)
 	copied := make(chan error, 1)
 	go func() {
