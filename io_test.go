@@ -298,7 +298,11 @@ func TestKernelWriteToConn(t *testing.T) {
 	if _, err := pr.p.Write(msg); err != nil {
 		t.Fatal(err)
 	}
+	// close_notify and then the TCP FIN, as a ktls.Conn's CloseWrite sends.
 	if err := pr.p.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if err := pr.fc.Conn.(*net.TCPConn).CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
 	got, err := io.ReadAll(io.LimitReader(pr.p, int64(len(msg))))
