@@ -52,15 +52,16 @@ func buildStatic(out, pkg string) error {
 type testPackage struct {
 	ImportPath string
 	Dir        string
-	Rel        string // directory relative to the module root, slash separated
-	Binary     string // host path of the built test binary
+	Rel        string   // directory relative to the module root, slash separated
+	Binary     string   // host path of the built test binary
+	Uses       []string // imports, test imports and dependencies
 }
 
 // listTestPackages returns the packages matching the patterns that have
 // test files.
 func listTestPackages(patterns []string) ([]*testPackage, error) {
 	var out bytes.Buffer
-	args := append([]string{"list", "-e", "-json=ImportPath,Dir,TestGoFiles,XTestGoFiles,Module,Error"}, patterns...)
+	args := append([]string{"list", "-e", "-json=ImportPath,Dir,TestGoFiles,XTestGoFiles,Module,Error,Deps,TestImports,XTestImports"}, patterns...)
 	if err := goCmd(&out, args...); err != nil {
 		return nil, err
 	}
@@ -73,6 +74,8 @@ func listTestPackages(patterns []string) ([]*testPackage, error) {
 			TestGoFiles, XTestGoFiles []string
 			Module                    *struct{ Dir string }
 			Error                     *struct{ Err string }
+			Deps, TestImports         []string
+			XTestImports              []string
 		}
 		if err := dec.Decode(&p); err != nil {
 			return nil, err
@@ -89,7 +92,8 @@ func listTestPackages(patterns []string) ([]*testPackage, error) {
 				rel = filepath.ToSlash(r)
 			}
 		}
-		pkgs = append(pkgs, &testPackage{ImportPath: p.ImportPath, Dir: p.Dir, Rel: rel})
+		uses := append(append(append([]string{p.ImportPath}, p.Deps...), p.TestImports...), p.XTestImports...)
+		pkgs = append(pkgs, &testPackage{ImportPath: p.ImportPath, Dir: p.Dir, Rel: rel, Uses: uses})
 	}
 	return pkgs, nil
 }
@@ -116,4 +120,13 @@ func buildTests(dir string, pkgs []*testPackage) error {
 		}
 	}
 	return nil
+}
+
+// packageDeps lists a package and its dependencies.
+func packageDeps(pkg string) ([]string, error) {
+	var out bytes.Buffer
+	if err := goCmd(&out, "list", "-deps", "-f", "{{.ImportPath}}", pkg); err != nil {
+		return nil, err
+	}
+	return strings.Fields(out.String()), nil
 }

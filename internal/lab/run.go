@@ -30,6 +30,9 @@ type RunOptions struct {
 	Timeout time.Duration
 	// KVM uses hardware virtualization instead of emulation.
 	KVM bool
+	// With names userland programs to put into the guest (UserlandNginx);
+	// nginx is added anyway when a Go program uses NginxRefPackage.
+	With []string
 }
 
 // Run boots one kernel and runs a program in it, its output on o.Stdout.
@@ -54,8 +57,17 @@ func Run(ctx context.Context, o *RunOptions) (int, error) {
 	if err := buildStatic(initBin, guestInitPkg); err != nil {
 		return 0, err
 	}
+	if err := checkUserland(o.With); err != nil {
+		return 0, err
+	}
+	with := o.With
 	prog := o.Program
 	if isGoPackage(prog) {
+		deps, err := packageDeps(prog)
+		if err != nil {
+			return 0, err
+		}
+		with = withUserland(with, deps)
 		o.logf("building %s", prog)
 		bin := filepath.Join(tmp, "program")
 		if err := buildStatic(bin, prog); err != nil {
@@ -68,6 +80,11 @@ func Run(ctx context.Context, o *RunOptions) (int, error) {
 	for _, f := range o.Files {
 		files = append(files, [2]string{f[1], f[0]})
 	}
+	uf, err := userlandFiles(&o.Options, with)
+	if err != nil {
+		return 0, err
+	}
+	files = append(files, uf...)
 	common := filepath.Join(tmp, "common.cpio.gz")
 	if err := commonArchive(common, initBin, files); err != nil {
 		return 0, err

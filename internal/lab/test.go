@@ -41,6 +41,9 @@ type TestOptions struct {
 	Timeout time.Duration
 	// KVM uses hardware virtualization instead of emulation.
 	KVM bool
+	// With names userland programs to put into the guest (UserlandNginx);
+	// nginx is added anyway when a package uses NginxRefPackage.
+	With []string
 }
 
 // Test builds the packages' test binaries, boots each selected kernel in
@@ -68,6 +71,17 @@ func Test(ctx context.Context, o *TestOptions) (ok bool, err error) {
 	if len(pkgs) == 0 {
 		return false, fmt.Errorf("no packages with tests in %s", strings.Join(patterns, " "))
 	}
+	if err := checkUserland(o.With); err != nil {
+		return false, err
+	}
+	with := o.With
+	for _, p := range pkgs {
+		with = withUserland(with, p.Uses)
+	}
+	files, err := userlandFiles(&o.Options, with)
+	if err != nil {
+		return false, err
+	}
 	tmp, err := os.MkdirTemp("", "ktlslab-")
 	if err != nil {
 		return false, err
@@ -83,7 +97,6 @@ func Test(ctx context.Context, o *TestOptions) (ok bool, err error) {
 	if err := buildTests(tmp, pkgs); err != nil {
 		return false, err
 	}
-	var files [][2]string
 	cfg := guestconf.Config{Env: []string{"KTLS_LAB=1"}}
 	if ci, set := os.LookupEnv("CI"); set {
 		cfg.Env = append(cfg.Env, "CI="+ci)
@@ -111,7 +124,11 @@ func Test(ctx context.Context, o *TestOptions) (ok bool, err error) {
 	if err := commonArchive(common, initBin, files); err != nil {
 		return false, err
 	}
-	o.logf("built in %v", time.Since(start).Round(100*time.Millisecond))
+	msg := ""
+	if len(with) > 0 {
+		msg = " (with " + strings.Join(with, ", ") + ")"
+	}
+	o.logf("built in %v%s", time.Since(start).Round(100*time.Millisecond), msg)
 
 	ok = true
 	for _, k := range ks {

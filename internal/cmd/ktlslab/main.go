@@ -4,8 +4,8 @@
 // Usage:
 //
 //	ktlslab kernels [-kernel K] [-update]
-//	ktlslab test [-kernel K] [-require] [-timeout D] [-kvm] [packages] [-- go test flags]
-//	ktlslab run [-kernel K] [-forward [127.0.0.1:]HOSTPORT:GUESTPORT]... [-file HOSTPATH:GUESTPATH]... -- PROGRAM ARGS
+//	ktlslab test [-kernel K] [-require] [-timeout D] [-kvm] [-with nginx] [packages] [-- go test flags]
+//	ktlslab run [-kernel K] [-with nginx] [-forward [127.0.0.1:]HOSTPORT:GUESTPORT]... [-file HOSTPATH:GUESTPATH]... -- PROGRAM ARGS
 //
 // See internal/lab/README.md.
 package main
@@ -26,8 +26,8 @@ import (
 
 const usage = `usage:
   ktlslab kernels [-kernel K] [-update]
-  ktlslab test [-kernel K] [-require] [-timeout D] [-kvm] [packages] [-- go test flags]
-  ktlslab run [-kernel K] [-timeout D] [-kvm] [-forward [127.0.0.1:]HOSTPORT:GUESTPORT]... [-file HOSTPATH:GUESTPATH]... -- PROGRAM [ARGS]
+  ktlslab test [-kernel K] [-require] [-timeout D] [-kvm] [-with nginx] [packages] [-- go test flags]
+  ktlslab run [-kernel K] [-timeout D] [-kvm] [-with nginx] [-forward [127.0.0.1:]HOSTPORT:GUESTPORT]... [-file HOSTPATH:GUESTPATH]... -- PROGRAM [ARGS]
 
 K selects kernels by release prefix (5.10, 6.1, 6.12, 7, all). The cache is
 $KTLS_LAB_CACHE, else $XDG_CACHE_HOME/ktls-lab, else ~/.cache/ktls-lab.
@@ -97,6 +97,7 @@ func test(ctx context.Context, args []string) int {
 	fs.BoolVar(&o.Require, "require", os.Getenv("CI") == "true", "fail if any test skips (default with CI=true)")
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Minute, "timeout per kernel boot (each test binary gets -test.timeout of 4m or half of this, unless the go test flags set -timeout)")
 	fs.BoolVar(&o.KVM, "kvm", false, "use KVM instead of TCG emulation")
+	fs.Var((*listFlag)(&o.With), "with", "put a userland `program` into the guest: nginx (repeatable; automatic for packages using internal/nginxref)")
 	pre, post := splitDashes(args)
 	o.TestFlags = post
 	// Packages and flags may be interleaved before "--".
@@ -141,6 +142,7 @@ func run(ctx context.Context, args []string) int {
 	fs.BoolVar(&o.KVM, "kvm", false, "use KVM instead of TCG emulation")
 	fs.Var(&forwards, "forward", "forward `[127.0.0.1:]HOSTPORT:GUESTPORT` (TCP, repeatable)")
 	fs.Var(&files, "file", "copy `HOSTPATH:GUESTPATH` into the guest (repeatable)")
+	fs.Var((*listFlag)(&o.With), "with", "put a userland `program` into the guest: nginx (repeatable; automatic for programs using internal/nginxref)")
 	pre, prog := splitDashes(args)
 	fs.Parse(pre)
 	if prog == nil {

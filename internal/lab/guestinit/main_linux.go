@@ -63,7 +63,7 @@ func run() error {
 	for _, e := range errs {
 		fmt.Printf("\n%s %v\n", guestconf.MarkError, e)
 	}
-	env := append([]string{"PATH=/lab/bin:/bin", "HOME=/tmp", "TMPDIR=/tmp"}, cfg.Env...)
+	env := append([]string{"PATH=/lab/bin:/bin:/usr/sbin:/usr/bin", "HOME=/tmp", "TMPDIR=/tmp"}, cfg.Env...)
 	for _, s := range cfg.Steps {
 		runStep(s, env)
 	}
