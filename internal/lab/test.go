@@ -125,8 +125,11 @@ func Test(ctx context.Context, o *TestOptions) (ok bool, err error) {
 		return false, err
 	}
 	msg := ""
+	if fi, err := os.Stat(common); err == nil {
+		msg = fmt.Sprintf("; initramfs %.1f MB", float64(fi.Size())/1e6)
+	}
 	if len(with) > 0 {
-		msg = " (with " + strings.Join(with, ", ") + ")"
+		msg += " with " + strings.Join(with, ", ")
 	}
 	o.logf("built in %v%s", time.Since(start).Round(100*time.Millisecond), msg)
 
