@@ -335,6 +335,10 @@ func (s *Server) waitAccepting(ctx context.Context) error {
 	}
 }
 
+// Pid returns the process ID of nginx's master process (its workers are
+// its children).
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
 // ErrorLog returns what nginx has written to its error log (stderr).
 func (s *Server) ErrorLog() string { return s.stderr.String() }
 

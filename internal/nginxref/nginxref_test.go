@@ -235,6 +235,9 @@ func TestStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if s.Pid() <= 0 {
+		t.Errorf("Pid() = %d", s.Pid())
+	}
 	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		for _, h2 := range []bool{false, true} {
 			c := f.client(v, h2)
