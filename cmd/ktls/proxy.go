@@ -68,6 +68,8 @@ type proxyOptions struct {
 	dialTimeout      time.Duration
 	grace            time.Duration
 	certOptions
+	clientAuth   clientAuthOptions
+	upstreamCert upstreamCertOptions
 	logOptions
 }
 
@@ -80,6 +82,8 @@ func proxyFlags(w io.Writer) (*flag.FlagSet, *proxyOptions) {
 	fs.StringVar(&o.to, "to", "", "connect each one to `HOST:PORT`, or to the Unix socket unix:PATH (required)")
 	fs.BoolVar(&o.upstreamTLS, "upstream-tls", false, "accept plain TCP and connect to --to with TLS, instead of the reverse")
 	addCertFlags(fs, &o.certOptions, " of the TLS listener")
+	addClientAuthFlags(fs, &o.clientAuth)
+	addUpstreamCertFlags(fs, &o.upstreamCert)
 	fs.StringVar(&o.serverName, "server-name", "", "with --upstream-tls: the `NAME` to send (SNI) and verify (default: the host of --to)")
 	fs.BoolVar(&o.insecure, "insecure", false, "with --upstream-tls: do not verify the server's certificate")
 	fs.StringVar(&o.caFile, "ca", "", "with --upstream-tls: verify the server against the certificates in `FILE` (PEM) instead of the system's")
@@ -117,6 +121,10 @@ func (o *proxyOptions) check(pos []string) error {
 		return errors.New("--listen and --to are required")
 	case o.certOptions.check() != nil:
 		return o.certOptions.check()
+	case o.clientAuth.check(!o.upstreamTLS) != nil:
+		return o.clientAuth.check(!o.upstreamTLS)
+	case o.upstreamCert.check(o.upstreamTLS) != nil:
+		return o.upstreamCert.check(o.upstreamTLS)
 	case o.upstreamTLS && o.certOptions.given():
 		return errors.New("--cert and --key are for the TLS listener, not with --upstream-tls")
 	case !o.upstreamTLS && (o.serverName != "" || o.insecure || o.caFile != ""):
@@ -184,6 +192,9 @@ func (o *proxyOptions) run(ctx context.Context, onStop func(), logger *slog.Logg
 		if err != nil {
 			return err
 		}
+		if err := o.upstreamCert.apply(ctx, cfg, logger); err != nil {
+			return err
+		}
 		p.config.TLS = cfg
 	} else {
 		certs, err := loadCerts(&o.certOptions, o.listen, "--listen", logger)
@@ -191,7 +202,11 @@ func (o *proxyOptions) run(ctx context.Context, onStop func(), logger *slog.Logg
 			return err
 		}
 		certs.watch(ctx)
-		p.config.TLS = certs.tlsConfig()
+		cfg, err := o.clientAuth.serverConfig(ctx, certs.tlsConfig(), logger)
+		if err != nil {
+			return err
+		}
+		p.config.TLS = cfg
 	}
 	kernelErr := kernel.Supported()
 	if kernelErr != nil && (o.tx == ktls.OffloadKernel || o.rx == ktls.OffloadKernel) {
@@ -364,6 +379,9 @@ func (p *proxy) handle(ctx context.Context, c net.Conn) {
 		tx, rx := kc.Mode()
 		attrs = append(attrs, slog.String("tls", tls.VersionName(st.Version)), slog.String("suite", tls.CipherSuiteName(st.CipherSuite)),
 			slog.String("tx", tx.String()), slog.String("rx", rx.String()))
+		if !p.o.upstreamTLS {
+			attrs = append(attrs, clientAttrs(st)...)
+		}
 	}
 	if r.err != nil {
 		attrs = append(attrs, slog.Any("err", r.err))
