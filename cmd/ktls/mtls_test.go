@@ -73,18 +73,12 @@ func newCA(t *testing.T, dir, name string) *testCA {
 // certificate for localhost and 127.0.0.1.
 func (ca *testCA) issue(t *testing.T, cn string, uris ...string) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
 	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		Subject:     pkix.Name{CommonName: cn},
+		NotBefore:   time.Now().Add(-time.Hour),
+		NotAfter:    time.Now().Add(time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
 	if cn == "" {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
@@ -97,12 +91,30 @@ func (ca *testCA) issue(t *testing.T, cn string, uris ...string) tls.Certificate
 		}
 		tmpl.URIs = append(tmpl.URIs, u)
 	}
+	return ca.sign(t, tmpl)
+}
+
+// sign returns a certificate from tmpl signed by ca, with a new key and
+// serial number.
+func (ca *testCA) sign(t *testing.T, tmpl *x509.Certificate) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl.SerialNumber, _ = rand.Int(rand.Reader, big.NewInt(1<<62))
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	leaf, _ := x509.ParseCertificate(der)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+}
+
+// expired returns a client certificate from ca that expired an hour ago.
+func (ca *testCA) expired(t *testing.T) tls.Certificate {
+	return ca.sign(t, &x509.Certificate{Subject: pkix.Name{CommonName: "old"}, NotBefore: time.Now().Add(-2 * time.Hour),
+		NotAfter: time.Now().Add(-time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 }
 
 // issueFiles is issue writing the certificate and key to DIR/NAME.crt and
@@ -146,7 +158,9 @@ func newMTLS(t *testing.T) *mtlsSetup {
 func (s *mtlsSetup) client(cert *tls.Certificate, vers uint16, h2 bool) *http.Client {
 	cfg := &tls.Config{RootCAs: s.ca.pool, MaxVersion: vers}
 	if cert != nil {
-		cfg.Certificates = []tls.Certificate{*cert}
+		// Sent whatever authorities the server names, as curl and openssl
+		// do (Certificates would send none from another CA).
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
 	}
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: h2}}
 }
@@ -199,7 +213,7 @@ func TestMTLSCommandLine(t *testing.T) {
 		{[]string{"serve", "--addr", "127.0.0.1:0", "--client-ca", key}, 1, `PEM block 1 is a \"PRIVATE KEY\", want CERTIFICATE`},
 		{[]string{"serve", "--addr", "127.0.0.1:0", "--client-ca", empty}, 1, empty + ": no PEM certificates"},
 		{[]string{"proxy", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:1", "--client-ca", empty}, 1, "no PEM certificates"},
-		{[]string{"proxy", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:1", "--upstream-tls", "--upstream-cert", bad, "--upstream-key", key}, 1, "--upstream-cert " + bad + " --upstream-key " + key + ": tls: failed to"},
+		{[]string{"proxy", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:1", "--upstream-tls", "--upstream-cert", bad, "--upstream-key", key}, 1, "--upstream-cert " + bad + " --upstream-key " + key + ": x509: malformed certificate"},
 	} {
 		var stdout, stderr bytes.Buffer
 		status := run(context.Background(), tc.args, &stdout, &stderr)
@@ -224,13 +238,15 @@ func TestMTLSCommandLine(t *testing.T) {
 // CA are served over TLS 1.2 and 1.3, HTTP/1.1 and HTTP/2, and their
 // identity is in the access log (JSON); clients without a certificate get
 // certificate_required (TLS 1.3) or handshake_failure (TLS 1.2), clients
-// with one from another CA unknown_ca.
+// with one from another CA unknown_ca, with an expired one
+// certificate_expired.
 func TestServeClientCA(t *testing.T) {
 	www, _ := tree(t, 10)
 	s := newMTLS(t)
 	url, logs, stop := runCommand(t, "serve", "--addr", "127.0.0.1:0", "--log-format", "json",
 		"--cert", s.serverCert.certFiles[0], "--key", s.serverCert.keyFiles[0], "--client-ca", s.ca.file, www)
 	url = strings.Replace(url, "127.0.0.1", "localhost", 1)
+	expired := s.ca.expired(t)
 	for vers, name := range versions {
 		for _, h2 := range []bool{false, true} {
 			if err := getErr(s.client(&s.alice, vers, h2), url+"hello.txt"); err != nil {
@@ -244,6 +260,10 @@ func TestServeClientCA(t *testing.T) {
 		err = getErr(s.client(&s.eve, vers, false), url+"hello.txt")
 		if err == nil || !strings.Contains(err.Error(), "remote error: tls: unknown certificate authority") {
 			t.Errorf("%s: a certificate from another CA: %v", name, err)
+		}
+		err = getErr(s.client(&expired, vers, false), url+"hello.txt")
+		if err == nil || !strings.Contains(err.Error(), "remote error: tls: expired certificate") {
+			t.Errorf("%s: an expired certificate: %v", name, err)
 		}
 	}
 	if status := stop(); status != 0 {
@@ -266,7 +286,7 @@ func TestServeClientCA(t *testing.T) {
 	if requests != 4 {
 		t.Errorf("%d request lines, want 4:\n%s", requests, logs)
 	}
-	for _, want := range []string{"tls: client didn't provide a certificate", "certificate signed by unknown authority", `"msg":"client CA"`} {
+	for _, want := range []string{"tls: client didn't provide a certificate", "certificate signed by unknown authority", "certificate has expired", `"msg":"client CA"`} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("no %q in the log:\n%s", want, logs)
 		}
@@ -331,7 +351,8 @@ func needTool(t *testing.T, name string) string {
 // TestServeClientCACurl: curl with --cert/--key and --cacert is served and
 // its identity logged (text format); without a certificate it sees the
 // certificate_required (TLS 1.3) or handshake_failure (TLS 1.2) alert,
-// with one from another CA unknown_ca.
+// with one from another CA unknown_ca, with an expired one
+// certificate_expired.
 func TestServeClientCACurl(t *testing.T) {
 	curl := needTool(t, "curl")
 	www, _ := tree(t, 10)
@@ -347,11 +368,14 @@ func TestServeClientCACurl(t *testing.T) {
 			t.Errorf("curl %s with alice's certificate: %v: %q", proto, err, out)
 		}
 	}
+	expiredCert, expiredKey := filepath.Join(s.dir, "expired.crt"), filepath.Join(s.dir, "expired.key")
+	writePEM(t, expiredCert, expiredKey, s.ca.expired(t))
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"--tlsv1.3"}, "alert certificate required"},
+		{[]string{"--cert", expiredCert, "--key", expiredKey}, "alert certificate expired"},
 		{[]string{"--tls-max", "1.2"}, "alert handshake failure"},
 		{[]string{"--tlsv1.3", "--cert", s.eveCert, "--key", s.eveKey}, "alert unknown ca"},
 		{[]string{"--tls-max", "1.2", "--cert", s.eveCert, "--key", s.eveKey}, "alert unknown ca"},
@@ -548,5 +572,31 @@ func TestKernelClientCert(t *testing.T) {
 			}
 			t.Logf("proxy %s upstream-tls=%v: %s", name, upstreamTLS, line)
 		}
+	}
+}
+
+// TestProxyClientCertAlertNoReset: the proxy ends a TLS 1.3 client without
+// a certificate with the certificate_required alert and a FIN, not a reset
+// (the client's Finished is still unread when the handshake fails).
+func TestProxyClientCertAlertNoReset(t *testing.T) {
+	s := newMTLS(t)
+	addr, _ := startProxy(t, &proxyOptions{to: listenBackend(t, func(c net.Conn) { c.Close() }), certOptions: s.serverCert,
+		clientAuth: clientAuthOptions{caFile: s.ca.file}})
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetDeadline(time.Now().Add(time.Minute)) // a guard against a hang
+	c := tls.Client(raw, &tls.Config{RootCAs: s.ca.pool, ServerName: "localhost", MaxVersion: tls.VersionTLS13})
+	if err := c.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "hello")
+	if _, err := c.Read(make([]byte, 1)); err == nil || !strings.Contains(err.Error(), "certificate required") {
+		t.Fatalf("read %v, want the certificate_required alert", err)
+	}
+	if n, err := raw.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Errorf("after the alert: %d bytes, %v; want the end of the stream (FIN)", n, err)
 	}
 }

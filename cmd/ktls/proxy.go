@@ -417,6 +417,9 @@ func (p *proxy) connect(ctx context.Context, c net.Conn) (kc *ktls.Conn, plain n
 	hctx, cancel := context.WithTimeout(ctx, p.o.handshakeTimeout)
 	defer cancel()
 	if err := kc.HandshakeContext(hctx); err != nil {
+		if ctx.Err() == nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			drain(c)
+		}
 		c.Close()
 		return nil, nil, endHandshake, fmt.Errorf("handshake: %w", err)
 	}
@@ -596,6 +599,22 @@ func abortPlain(c net.Conn) {
 	}
 	c.Close()
 }
+
+// drain ends the stream of c after the alert of a failed handshake (such
+// as a TLS 1.3 client's certificate_required, which that client reads only
+// after its own handshake is complete): it sends a FIN and reads what the
+// client sends until it closes its side (at most drainBytes, for at most
+// alertTimeout), since closing c with unread data would send a reset,
+// which may destroy the alert before the client reads it.
+func drain(c net.Conn) {
+	c.SetDeadline(time.Now().Add(alertTimeout))
+	if closeWrite(c) == nil {
+		io.Copy(io.Discard, io.LimitReader(c, drainBytes))
+	}
+}
+
+// drainBytes bounds what drain reads.
+const drainBytes = 256 << 10
 
 // closeWrite shuts down the writing side of c (TCP FIN).
 func closeWrite(c net.Conn) error {
