@@ -417,19 +417,18 @@ func (l *listener) handshake(c net.Conn) {
 			}
 			refuseHTTP(raw)
 			err = errors.New("client sent an HTTP request to an HTTPS server")
-		}
-		if l.ctx.Err() == nil {
-			l.srv.logf("http: TLS handshake error from %s: %v", c.RemoteAddr(), err)
-			if !isTLS && !errors.Is(err, os.ErrDeadlineExceeded) {
-				// After the alert crypto/tls sent (such as a TLS 1.3
-				// client's certificate_required, which that client reads
-				// only after its own handshake is complete and its
-				// first request sent).
-				c.SetDeadline(time.Now().Add(refuseWait))
-				drain(c)
-			}
+		} else if !isTLS && l.ctx.Err() == nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			// After the alert crypto/tls sent, such as a TLS 1.3
+			// client's certificate_required, which that client reads
+			// only after its own handshake is complete and its first
+			// request sent.
+			c.SetDeadline(time.Now().Add(refuseWait))
+			drain(c)
 		}
 		tc.Close()
+		if l.ctx.Err() == nil {
+			l.srv.logf("http: TLS handshake error from %s: %v", c.RemoteAddr(), err)
+		}
 		return
 	}
 	tc.SetDeadline(time.Time{})

@@ -78,8 +78,11 @@ func (o *clientAuthOptions) serverConfig(ctx context.Context, base *tls.Config, 
 	if len(o.allowCN) > 0 || len(o.allowURI) > 0 {
 		cfg.VerifyConnection = o.authorize
 	}
-	logger.Info("client CA", "file", o.caFile, "certificates", n, "required", !o.optional,
-		"allow_cn", o.allowCN, "allow_uri", o.allowURI)
+	attrs := []any{"file", o.caFile, "certificates", n, "required", !o.optional}
+	if cfg.VerifyConnection != nil {
+		attrs = append(attrs, "allow_cn", o.allowCN, "allow_uri", o.allowURI)
+	}
+	logger.Info("client CA", attrs...)
 	// After a reload, handshakes take a copy of cfg with the new pool.
 	var reloaded atomic.Pointer[tls.Config]
 	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) { return reloaded.Load(), nil }
