@@ -3,16 +3,20 @@
 package main
 
 import (
+	"bufio"
 	"crypto/tls"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
 )
 
 // TestClientCAReload: SIGHUP re-reads --client-ca (new handshakes are
-// verified against the new bundle, a bad file keeps the old one) and the
-// proxy's --upstream-cert.
+// verified against the new bundle, a session verified against the old one
+// is not resumed, a bad file keeps the bundle in place) and the proxy's
+// --upstream-cert.
 func TestClientCAReload(t *testing.T) {
 	www, _ := tree(t, 10)
 	s := newMTLS(t)
@@ -30,12 +34,40 @@ func TestClientCAReload(t *testing.T) {
 	}
 	check(&s.alice, "")
 	check(&s.eve, "unknown certificate authority")
+	// alice with a session cache: the second connection resumes.
+	cache := tls.NewLRUClientSessionCache(4)
+	resume := func() (bool, error) {
+		c, err := tls.Dial("tcp", strings.TrimPrefix(strings.TrimSuffix(url, "/hello.txt"), "https://"), &tls.Config{RootCAs: s.ca.pool,
+			ClientSessionCache: cache, NextProtos: []string{"http/1.1"},
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &s.alice, nil }})
+		if err != nil {
+			return false, err
+		}
+		defer c.Close()
+		io.WriteString(c, "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return false, err
+		}
+		resp.Body.Close()
+		return c.ConnectionState().DidResume, nil
+	}
+	if resumed, err := resume(); resumed || err != nil {
+		t.Fatalf("first connection: resumed %v, %v", resumed, err)
+	}
+	if resumed, err := resume(); !resumed || err != nil {
+		t.Fatalf("second connection: resumed %v, %v; want a resumed session", resumed, err)
+	}
 
 	copyFile(t, s.other.file, caFile)
 	hup(t)
 	waitLog(t, logs, "SIGHUP: client CA reloaded")
 	check(&s.alice, "unknown certificate authority")
 	check(&s.eve, "")
+	// alice's session, verified against the old bundle, does not resume.
+	if resumed, err := resume(); err == nil || !strings.Contains(err.Error(), "unknown certificate authority") {
+		t.Errorf("alice's session after the reload: resumed %v, %v; want unknown_ca", resumed, err)
+	}
 
 	os.WriteFile(caFile, []byte("garbage"), 0o644)
 	hup(t)
