@@ -36,9 +36,10 @@ start and its SHA-256 fingerprint logged. Names that lead outside DIR
 (through "..", or through symbolic links pointing outside) are refused with
 403 Forbidden unless --follow-symlinks is given; so are names that are not
 regular files or directories (FIFOs, sockets, devices), which are never
-opened. Each request is logged (at the info level). SIGHUP re-reads --cert
-and --key. SIGINT or SIGTERM stops the server gracefully; a second signal
-stops it at once.
+opened. Each request is logged (at the info level), with --client-ca the
+client certificate's subject CN and first URI (else DNS) SAN too (client_cn,
+client_san). SIGHUP re-reads --cert, --key and --client-ca. SIGINT or
+SIGTERM stops the server gracefully; a second signal stops it at once.
 
 Flags:
 `
