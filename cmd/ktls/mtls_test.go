@@ -30,17 +30,17 @@ import (
 	"github.com/ktls-go/ktls/internal/ktlstest"
 )
 
-// testCA is a certificate authority made for a test; its certificate is in
+// mtlsCA is a certificate authority made for a test; its certificate is in
 // file (PEM).
-type testCA struct {
+type mtlsCA struct {
 	cert *x509.Certificate
 	key  *ecdsa.PrivateKey
 	pool *x509.CertPool
 	file string
 }
 
-// newCA makes a CA named name and writes its certificate to DIR/name.pem.
-func newCA(t *testing.T, dir, name string) *testCA {
+// newMTLSCA makes a CA named name and writes its certificate to DIR/name.pem.
+func newMTLSCA(t *testing.T, dir, name string) *mtlsCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -60,7 +60,7 @@ func newCA(t *testing.T, dir, name string) *testCA {
 		t.Fatal(err)
 	}
 	cert, _ := x509.ParseCertificate(der)
-	ca := &testCA{cert: cert, key: key, pool: x509.NewCertPool(), file: filepath.Join(dir, name+".pem")}
+	ca := &mtlsCA{cert: cert, key: key, pool: x509.NewCertPool(), file: filepath.Join(dir, name+".pem")}
 	ca.pool.AddCert(cert)
 	if err := os.WriteFile(ca.file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		t.Fatal(err)
@@ -71,7 +71,7 @@ func newCA(t *testing.T, dir, name string) *testCA {
 // issue returns a certificate signed by ca: a client certificate with
 // subject CN cn and the URI SANs uris, or, with cn "", a server
 // certificate for localhost and 127.0.0.1.
-func (ca *testCA) issue(t *testing.T, cn string, uris ...string) tls.Certificate {
+func (ca *mtlsCA) issue(t *testing.T, cn string, uris ...string) tls.Certificate {
 	t.Helper()
 	tmpl := &x509.Certificate{
 		Subject:     pkix.Name{CommonName: cn},
@@ -96,7 +96,7 @@ func (ca *testCA) issue(t *testing.T, cn string, uris ...string) tls.Certificate
 
 // sign returns a certificate from tmpl signed by ca, with a new key and
 // serial number.
-func (ca *testCA) sign(t *testing.T, tmpl *x509.Certificate) tls.Certificate {
+func (ca *mtlsCA) sign(t *testing.T, tmpl *x509.Certificate) tls.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -112,14 +112,14 @@ func (ca *testCA) sign(t *testing.T, tmpl *x509.Certificate) tls.Certificate {
 }
 
 // expired returns a client certificate from ca that expired an hour ago.
-func (ca *testCA) expired(t *testing.T) tls.Certificate {
+func (ca *mtlsCA) expired(t *testing.T) tls.Certificate {
 	return ca.sign(t, &x509.Certificate{Subject: pkix.Name{CommonName: "old"}, NotBefore: time.Now().Add(-2 * time.Hour),
 		NotAfter: time.Now().Add(-time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 }
 
 // issueFiles is issue writing the certificate and key to DIR/NAME.crt and
 // DIR/NAME.key.
-func (ca *testCA) issueFiles(t *testing.T, dir, name, cn string, uris ...string) (certFile, keyFile string) {
+func (ca *mtlsCA) issueFiles(t *testing.T, dir, name, cn string, uris ...string) (certFile, keyFile string) {
 	t.Helper()
 	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
 	writePEM(t, certFile, keyFile, ca.issue(t, cn, uris...))
@@ -131,7 +131,7 @@ func (ca *testCA) issueFiles(t *testing.T, dir, name, cn string, uris ...string)
 // carol, URI spiffe://test/carol) from it, and eve from another CA.
 type mtlsSetup struct {
 	dir                 string
-	ca, other           *testCA
+	ca, other           *mtlsCA
 	serverCert          certOptions
 	alice, carol, eve   tls.Certificate
 	aliceCert, aliceKey string
@@ -141,7 +141,7 @@ type mtlsSetup struct {
 func newMTLS(t *testing.T) *mtlsSetup {
 	t.Helper()
 	dir := t.TempDir()
-	s := &mtlsSetup{dir: dir, ca: newCA(t, dir, "ca"), other: newCA(t, dir, "other")}
+	s := &mtlsSetup{dir: dir, ca: newMTLSCA(t, dir, "ca"), other: newMTLSCA(t, dir, "other")}
 	c, k := s.ca.issueFiles(t, dir, "server", "")
 	s.serverCert = certOptions{[]string{c}, []string{k}}
 	s.aliceCert, s.aliceKey = s.ca.issueFiles(t, dir, "alice", "alice", "spiffe://test/alice")
@@ -165,9 +165,9 @@ func (s *mtlsSetup) client(cert *tls.Certificate, vers uint16, h2 bool) *http.Cl
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: h2}}
 }
 
-// getErr requests url with c and returns the error (nil on a 200 with
+// mtlsGet requests url with c and returns the error (nil on a 200 with
 // "hello\n").
-func getErr(c *http.Client, url string) error {
+func mtlsGet(c *http.Client, url string) error {
 	defer c.CloseIdleConnections()
 	resp, err := c.Get(url)
 	if err != nil {
@@ -181,12 +181,12 @@ func getErr(c *http.Client, url string) error {
 	return err
 }
 
-var versions = map[uint16]string{tls.VersionTLS12: "TLS 1.2", tls.VersionTLS13: "TLS 1.3"}
+var mtlsVersions = map[uint16]string{tls.VersionTLS12: "TLS 1.2", tls.VersionTLS13: "TLS 1.3"}
 
-// noCertAlert is what a client without a certificate reads: in TLS 1.3 a
+// mtlsNoCertAlert is what a client without a certificate reads: in TLS 1.3 a
 // certificate_required alert (after its own handshake completed), in TLS
 // 1.2 a handshake_failure alert.
-var noCertAlert = map[uint16]string{tls.VersionTLS12: "remote error: tls: handshake failure", tls.VersionTLS13: "remote error: tls: certificate required"}
+var mtlsNoCertAlert = map[uint16]string{tls.VersionTLS12: "remote error: tls: handshake failure", tls.VersionTLS13: "remote error: tls: certificate required"}
 
 func TestMTLSCommandLine(t *testing.T) {
 	dir := t.TempDir()
@@ -247,21 +247,21 @@ func TestServeClientCA(t *testing.T) {
 		"--cert", s.serverCert.certFiles[0], "--key", s.serverCert.keyFiles[0], "--client-ca", s.ca.file, www)
 	url = strings.Replace(url, "127.0.0.1", "localhost", 1)
 	expired := s.ca.expired(t)
-	for vers, name := range versions {
+	for vers, name := range mtlsVersions {
 		for _, h2 := range []bool{false, true} {
-			if err := getErr(s.client(&s.alice, vers, h2), url+"hello.txt"); err != nil {
+			if err := mtlsGet(s.client(&s.alice, vers, h2), url+"hello.txt"); err != nil {
 				t.Errorf("%s h2=%v: alice: %v", name, h2, err)
 			}
 		}
-		err := getErr(s.client(nil, vers, false), url+"hello.txt")
-		if err == nil || !strings.Contains(err.Error(), noCertAlert[vers]) {
-			t.Errorf("%s: no certificate: %v, want %q", name, err, noCertAlert[vers])
+		err := mtlsGet(s.client(nil, vers, false), url+"hello.txt")
+		if err == nil || !strings.Contains(err.Error(), mtlsNoCertAlert[vers]) {
+			t.Errorf("%s: no certificate: %v, want %q", name, err, mtlsNoCertAlert[vers])
 		}
-		err = getErr(s.client(&s.eve, vers, false), url+"hello.txt")
+		err = mtlsGet(s.client(&s.eve, vers, false), url+"hello.txt")
 		if err == nil || !strings.Contains(err.Error(), "remote error: tls: unknown certificate authority") {
 			t.Errorf("%s: a certificate from another CA: %v", name, err)
 		}
-		err = getErr(s.client(&expired, vers, false), url+"hello.txt")
+		err = mtlsGet(s.client(&expired, vers, false), url+"hello.txt")
 		if err == nil || !strings.Contains(err.Error(), "remote error: tls: expired certificate") {
 			t.Errorf("%s: an expired certificate: %v", name, err)
 		}
@@ -302,10 +302,10 @@ func TestServeClientCAOptions(t *testing.T) {
 	s := newMTLS(t)
 	ts := startServe(t, &serveOptions{dir: www, certOptions: s.serverCert, clientAuth: clientAuthOptions{caFile: s.ca.file, optional: true}})
 	url := "https://localhost:" + strings.Split(ts.addr, ":")[1] + "/hello.txt"
-	if err := getErr(s.client(nil, tls.VersionTLS13, false), url); err != nil {
+	if err := mtlsGet(s.client(nil, tls.VersionTLS13, false), url); err != nil {
 		t.Errorf("optional, no certificate: %v", err)
 	}
-	if err := getErr(s.client(&s.eve, tls.VersionTLS13, false), url); err == nil || !strings.Contains(err.Error(), "unknown certificate authority") {
+	if err := mtlsGet(s.client(&s.eve, tls.VersionTLS13, false), url); err == nil || !strings.Contains(err.Error(), "unknown certificate authority") {
 		t.Errorf("optional, another CA: %v", err)
 	}
 	if strings.Contains(ts.logs.String(), "client_cn") {
@@ -316,13 +316,13 @@ func TestServeClientCAOptions(t *testing.T) {
 		clientAuth: clientAuthOptions{caFile: s.ca.file, allowCN: []string{"alice", "bob"}, allowURI: []string{"spiffe://test/carol"}}})
 	url = "https://localhost:" + strings.Split(ts.addr, ":")[1] + "/hello.txt"
 	dave := s.ca.issue(t, "dave", "spiffe://test/dave")
-	for vers, name := range versions {
+	for vers, name := range mtlsVersions {
 		for _, c := range []*tls.Certificate{&s.alice, &s.carol} {
-			if err := getErr(s.client(c, vers, false), url); err != nil {
+			if err := mtlsGet(s.client(c, vers, false), url); err != nil {
 				t.Errorf("%s: %s: %v", name, c.Leaf.Subject.CommonName, err)
 			}
 		}
-		if err := getErr(s.client(&dave, vers, false), url); err == nil || !strings.Contains(err.Error(), "remote error: tls: bad certificate") {
+		if err := mtlsGet(s.client(&dave, vers, false), url); err == nil || !strings.Contains(err.Error(), "remote error: tls: bad certificate") {
 			t.Errorf("%s: dave: %v", name, err)
 		}
 	}
@@ -334,9 +334,9 @@ func TestServeClientCAOptions(t *testing.T) {
 	}
 }
 
-// needTool returns the path of the program name; without it the test
+// mtlsTool returns the path of the program name; without it the test
 // fails in CI (test.sh installs it) and is skipped elsewhere.
-func needTool(t *testing.T, name string) string {
+func mtlsTool(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
@@ -354,7 +354,7 @@ func needTool(t *testing.T, name string) string {
 // with one from another CA unknown_ca, with an expired one
 // certificate_expired.
 func TestServeClientCACurl(t *testing.T) {
-	curl := needTool(t, "curl")
+	curl := mtlsTool(t, "curl")
 	www, _ := tree(t, 10)
 	s := newMTLS(t)
 	ts := startServe(t, &serveOptions{dir: www, certOptions: s.serverCert, clientAuth: clientAuthOptions{caFile: s.ca.file}})
@@ -468,7 +468,7 @@ func (s *mtlsSetup) mtlsExchange(t *testing.T, upstreamTLS bool, vers uint16, o 
 // Without --upstream-cert the backend refuses it.
 func TestProxyClientCert(t *testing.T) {
 	s := newMTLS(t)
-	for vers, name := range versions {
+	for vers, name := range mtlsVersions {
 		for _, upstreamTLS := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/upstream-tls=%v", name, upstreamTLS), func(t *testing.T) {
 				line := s.mtlsExchange(t, upstreamTLS, vers, &proxyOptions{}, 5000)
@@ -503,7 +503,7 @@ func TestProxyClientCert(t *testing.T) {
 // through the proxy and its identity is logged; without a certificate it
 // reads the certificate_required alert, and the proxy logs why.
 func TestProxyClientCertOpenSSL(t *testing.T) {
-	openssl := needTool(t, "openssl")
+	openssl := mtlsTool(t, "openssl")
 	s := newMTLS(t)
 	// The backend answers the first line and ends its stream, which ends
 	// s_client.
@@ -554,7 +554,7 @@ func TestKernelClientCert(t *testing.T) {
 	inKernel := func(tx, rx string) bool {
 		return (tx == "kernel-sw" || tx == "kernel-ifnet") && (rx == "kernel-sw" || rx == "kernel-ifnet")
 	}
-	for vers, name := range versions {
+	for vers, name := range mtlsVersions {
 		c := s.client(&s.alice, vers, true)
 		if resp, body := get(t, c, url+"/big.bin"); resp.StatusCode != 200 || body != string(big) {
 			t.Errorf("%s: %s, %d bytes", name, resp.Status, len(body))

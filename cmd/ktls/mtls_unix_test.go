@@ -21,13 +21,13 @@ func TestClientCAReload(t *testing.T) {
 	www, _ := tree(t, 10)
 	s := newMTLS(t)
 	caFile := s.dir + "/clients.pem"
-	copyFile(t, s.ca.file, caFile)
+	copyPEM(t, s.ca.file, caFile)
 	url, logs, stop := runCommand(t, "serve", "--addr", "127.0.0.1:0", "--cert", s.serverCert.certFiles[0], "--key", s.serverCert.keyFiles[0],
 		"--client-ca", caFile, www)
 	url = strings.Replace(url, "127.0.0.1", "localhost", 1) + "hello.txt"
 	check := func(cert *tls.Certificate, want string) {
 		t.Helper()
-		err := getErr(s.client(cert, tls.VersionTLS13, false), url)
+		err := mtlsGet(s.client(cert, tls.VersionTLS13, false), url)
 		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
 			t.Errorf("%s: %v, want %q", cert.Leaf.Subject.CommonName, err, want)
 		}
@@ -59,7 +59,7 @@ func TestClientCAReload(t *testing.T) {
 		t.Fatalf("second connection: resumed %v, %v; want a resumed session", resumed, err)
 	}
 
-	copyFile(t, s.other.file, caFile)
+	copyPEM(t, s.other.file, caFile)
 	hup(t)
 	waitLog(t, logs, "SIGHUP: client CA reloaded")
 	check(&s.alice, "unknown certificate authority")
@@ -105,7 +105,7 @@ func TestClientCAReload(t *testing.T) {
 	}
 }
 
-func copyFile(t *testing.T, from, to string) {
+func copyPEM(t *testing.T, from, to string) {
 	t.Helper()
 	b, err := os.ReadFile(from)
 	if err == nil {
