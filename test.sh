@@ -28,13 +28,13 @@ if [ "$lab" = 1 ]; then
 	command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 	command -v depmod >/dev/null || need+=(kmod)
 	command -v dpkg-deb >/dev/null || need+=(dpkg)
-	command -v curl >/dev/null || need+=(curl)
 	# ktlslab builds the TLS module of 5.10 (Debian 11 ships it without CONFIG_TLS).
 	command -v make >/dev/null || need+=(make)
 	command -v gcc >/dev/null || need+=(gcc)
 	dpkg -s libelf1 >/dev/null 2>&1 || need+=(libelf1)
 fi
 command -v openssl >/dev/null || need+=(openssl)  # also scripts/bogo.sh
+command -v curl >/dev/null || need+=(curl)        # the lab; cmd/ktls's and ktlshttp's curl tests
 command -v xz >/dev/null || need+=(xz-utils)      # scripts/bogo.sh
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)  # internal/nginxref
 if [ ${#need[@]} -gt 0 ]; then

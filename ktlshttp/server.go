@@ -44,6 +44,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -416,6 +417,13 @@ func (l *listener) handshake(c net.Conn) {
 			}
 			refuseHTTP(raw)
 			err = errors.New("client sent an HTTP request to an HTTPS server")
+		} else if !isTLS && l.ctx.Err() == nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			// After the alert crypto/tls sent, such as a TLS 1.3
+			// client's certificate_required, which that client reads
+			// only after its own handshake is complete and its first
+			// request sent.
+			c.SetDeadline(time.Now().Add(refuseWait))
+			drain(c)
 		}
 		tc.Close()
 		if l.ctx.Err() == nil {
@@ -492,22 +500,28 @@ func (s *Server) logf(format string, args ...any) {
 }
 
 // refuseHTTP answers a plaintext HTTP request on c, the TCP connection, as
-// net/http does, and ends the connection cleanly: it sends a FIN after the
-// answer and reads what the client sent until the client closes its side
-// (at most refuseDrain bytes, for at most refuseWait), since closing a socket
-// with unread data would send a reset, which may destroy the answer before
-// the client reads it.
+// net/http does, and ends the connection cleanly (drain), for at most
+// refuseWait.
 func refuseHTTP(c net.Conn) {
 	c.SetDeadline(time.Now().Add(refuseWait))
 	if _, err := io.WriteString(c, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"); err != nil {
 		return
 	}
+	drain(c)
+}
+
+// drain ends the stream of c, the TCP connection, cleanly after a last
+// answer (an HTTP 400, a TLS alert): it sends a FIN and reads what the
+// client sent until the client closes its side (at most refuseDrain bytes,
+// until c's deadline), since closing a socket with unread data would send a
+// reset, which may destroy the answer before the client reads it.
+func drain(c net.Conn) {
 	if cw, ok := c.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
 		io.Copy(io.Discard, io.LimitReader(c, refuseDrain))
 	}
 }
 
-// Bounds of refuseHTTP's wait for the client to close.
+// Bounds of the wait for the client to close (refuseHTTP, drain).
 const (
 	refuseWait  = 2 * time.Second
 	refuseDrain = 256 << 10

@@ -541,3 +541,32 @@ func TestServeTLSCertFiles(t *testing.T) {
 		t.Errorf("ServeTLS: %v", err)
 	}
 }
+
+// TestHandshakeAlertNoReset: a TLS 1.3 client without the certificate the
+// server requires finishes its handshake before the server refuses it, so
+// the rest of its flight (Finished) is still unread when the server fails.
+// The server ends the stream after its alert (certificate_required) with a
+// FIN, not a reset, which could come before the client (curl) reads the
+// alert.
+func TestHandshakeAlertNoReset(t *testing.T) {
+	ts := startServer(t, http.NotFoundHandler(), nil, func(s *Server) {
+		s.Config.TLS.ClientAuth = tls.RequireAnyClientCert
+	})
+	raw, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetDeadline(time.Now().Add(time.Minute)) // a guard against a hang
+	c := tls.Client(raw, &tls.Config{RootCAs: ts.pool, ServerName: "127.0.0.1", MaxVersion: tls.VersionTLS13})
+	if err := c.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if _, err := c.Read(make([]byte, 1)); err == nil || !strings.Contains(err.Error(), "certificate required") {
+		t.Fatalf("read %v, want the certificate_required alert", err)
+	}
+	if n, err := raw.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Errorf("after the alert: %d bytes, %v; want the end of the stream (FIN)", n, err)
+	}
+}

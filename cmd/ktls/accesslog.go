@@ -47,8 +47,9 @@ func (o logOptions) logger(w io.Writer) *slog.Logger {
 // connInfo is what the access log says of a request's connection, found
 // once per connection (the modes take a system call on kernel TLS).
 type connInfo struct {
-	tls    string // "TLS 1.3"
-	tx, rx string // ktls.Mode
+	tls    string      // "TLS 1.3"
+	tx, rx string      // ktls.Mode
+	client []slog.Attr // the verified client certificate (clientAttrs)
 }
 
 type connInfoKey struct{}
@@ -64,14 +65,16 @@ func logConn(logger *slog.Logger) func(context.Context, net.Conn) context.Contex
 		}
 		tx, rx := kc.Mode()
 		st := kc.ConnectionState()
-		info := connInfo{tls: tls.VersionName(st.Version), tx: tx.String(), rx: rx.String()}
+		info := connInfo{tls: tls.VersionName(st.Version), tx: tx.String(), rx: rx.String(), client: clientAttrs(st)}
 		if logger.Enabled(ctx, slog.LevelDebug) {
 			proto := st.NegotiatedProtocol
 			if proto == "" {
 				proto = "http/1.1"
 			}
-			logger.Debug("connection", "remote", c.RemoteAddr().String(), "proto", proto,
-				"tls", info.tls, "suite", tls.CipherSuiteName(st.CipherSuite), "tx", info.tx, "rx", info.rx)
+			attrs := []slog.Attr{slog.String("remote", c.RemoteAddr().String()), slog.String("proto", proto),
+				slog.String("tls", info.tls), slog.String("suite", tls.CipherSuiteName(st.CipherSuite)),
+				slog.String("tx", info.tx), slog.String("rx", info.rx)}
+			logger.LogAttrs(ctx, slog.LevelDebug, "connection", append(attrs, info.client...)...)
 		}
 		return context.WithValue(ctx, connInfoKey{}, info)
 	}
@@ -79,7 +82,8 @@ func logConn(logger *slog.Logger) func(context.Context, net.Conn) context.Contex
 
 // accessLog logs each request at info level once its response is written:
 // remote address, method, path with query, status, body bytes, duration,
-// user agent, protocol, TLS version and the connection's tx/rx modes.
+// user agent, protocol, TLS version, the connection's tx/rx modes and the
+// client's verified certificate (client_cn, client_san; see clientAttrs).
 func accessLog(logger *slog.Logger, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !logger.Enabled(r.Context(), slog.LevelInfo) {
@@ -90,7 +94,7 @@ func accessLog(logger *slog.Logger, h http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
 			info, _ := r.Context().Value(connInfoKey{}).(connInfo)
-			logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			attrs := []slog.Attr{
 				slog.String("remote", r.RemoteAddr),
 				slog.String("method", r.Method),
 				slog.String("path", r.URL.RequestURI()),
@@ -101,7 +105,9 @@ func accessLog(logger *slog.Logger, h http.Handler) http.Handler {
 				slog.String("proto", r.Proto),
 				slog.String("tls", info.tls),
 				slog.String("tx", info.tx),
-				slog.String("rx", info.rx))
+				slog.String("rx", info.rx),
+			}
+			logger.LogAttrs(r.Context(), slog.LevelInfo, "request", append(attrs, info.client...)...)
 		}()
 		h.ServeHTTP(sw, r)
 	})

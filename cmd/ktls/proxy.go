@@ -44,7 +44,9 @@ that no peer takes a truncated stream for a complete one.
 Each connection is logged on one line when it ends (level info): remote,
 upstream, end (clean, truncated_by_client, truncated_by_upstream, reset,
 idle_timeout, write_timeout, dial_error, handshake_error, closed, error),
-from_client and to_client (bytes), duration, tls, suite, tx, rx, err.
+from_client and to_client (bytes), duration, tls, suite, tx, rx, err; with
+--client-ca, client_cn and client_san (the client certificate's subject CN
+and first URI, else DNS, SAN).
 
 Without --cert and --key, a self-signed ECDSA P-256 certificate is made at
 start. SIGINT or SIGTERM stops accepting and waits --shutdown-timeout for
@@ -68,6 +70,8 @@ type proxyOptions struct {
 	dialTimeout      time.Duration
 	grace            time.Duration
 	certOptions
+	clientAuth   clientAuthOptions
+	upstreamCert upstreamCertOptions
 	logOptions
 }
 
@@ -80,6 +84,8 @@ func proxyFlags(w io.Writer) (*flag.FlagSet, *proxyOptions) {
 	fs.StringVar(&o.to, "to", "", "connect each one to `HOST:PORT`, or to the Unix socket unix:PATH (required)")
 	fs.BoolVar(&o.upstreamTLS, "upstream-tls", false, "accept plain TCP and connect to --to with TLS, instead of the reverse")
 	addCertFlags(fs, &o.certOptions, " of the TLS listener")
+	addClientAuthFlags(fs, &o.clientAuth)
+	addUpstreamCertFlags(fs, &o.upstreamCert)
 	fs.StringVar(&o.serverName, "server-name", "", "with --upstream-tls: the `NAME` to send (SNI) and verify (default: the host of --to)")
 	fs.BoolVar(&o.insecure, "insecure", false, "with --upstream-tls: do not verify the server's certificate")
 	fs.StringVar(&o.caFile, "ca", "", "with --upstream-tls: verify the server against the certificates in `FILE` (PEM) instead of the system's")
@@ -117,6 +123,10 @@ func (o *proxyOptions) check(pos []string) error {
 		return errors.New("--listen and --to are required")
 	case o.certOptions.check() != nil:
 		return o.certOptions.check()
+	case o.clientAuth.check(!o.upstreamTLS) != nil:
+		return o.clientAuth.check(!o.upstreamTLS)
+	case o.upstreamCert.check(o.upstreamTLS) != nil:
+		return o.upstreamCert.check(o.upstreamTLS)
 	case o.upstreamTLS && o.certOptions.given():
 		return errors.New("--cert and --key are for the TLS listener, not with --upstream-tls")
 	case !o.upstreamTLS && (o.serverName != "" || o.insecure || o.caFile != ""):
@@ -184,6 +194,9 @@ func (o *proxyOptions) run(ctx context.Context, onStop func(), logger *slog.Logg
 		if err != nil {
 			return err
 		}
+		if err := o.upstreamCert.apply(ctx, cfg, logger); err != nil {
+			return err
+		}
 		p.config.TLS = cfg
 	} else {
 		certs, err := loadCerts(&o.certOptions, o.listen, "--listen", logger)
@@ -191,7 +204,11 @@ func (o *proxyOptions) run(ctx context.Context, onStop func(), logger *slog.Logg
 			return err
 		}
 		certs.watch(ctx)
-		p.config.TLS = certs.tlsConfig()
+		cfg, err := o.clientAuth.serverConfig(ctx, certs.tlsConfig(), logger)
+		if err != nil {
+			return err
+		}
+		p.config.TLS = cfg
 	}
 	kernelErr := kernel.Supported()
 	if kernelErr != nil && (o.tx == ktls.OffloadKernel || o.rx == ktls.OffloadKernel) {
@@ -364,6 +381,9 @@ func (p *proxy) handle(ctx context.Context, c net.Conn) {
 		tx, rx := kc.Mode()
 		attrs = append(attrs, slog.String("tls", tls.VersionName(st.Version)), slog.String("suite", tls.CipherSuiteName(st.CipherSuite)),
 			slog.String("tx", tx.String()), slog.String("rx", rx.String()))
+		if !p.o.upstreamTLS {
+			attrs = append(attrs, clientAttrs(st)...)
+		}
 	}
 	if r.err != nil {
 		attrs = append(attrs, slog.Any("err", r.err))
@@ -399,6 +419,9 @@ func (p *proxy) connect(ctx context.Context, c net.Conn) (kc *ktls.Conn, plain n
 	hctx, cancel := context.WithTimeout(ctx, p.o.handshakeTimeout)
 	defer cancel()
 	if err := kc.HandshakeContext(hctx); err != nil {
+		if ctx.Err() == nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			drain(c)
+		}
 		c.Close()
 		return nil, nil, endHandshake, fmt.Errorf("handshake: %w", err)
 	}
@@ -578,6 +601,22 @@ func abortPlain(c net.Conn) {
 	}
 	c.Close()
 }
+
+// drain ends the stream of c after the alert of a failed handshake (such
+// as a TLS 1.3 client's certificate_required, which that client reads only
+// after its own handshake is complete): it sends a FIN and reads what the
+// client sends until it closes its side (at most drainBytes, for at most
+// alertTimeout), since closing c with unread data would send a reset,
+// which may destroy the alert before the client reads it.
+func drain(c net.Conn) {
+	c.SetDeadline(time.Now().Add(alertTimeout))
+	if closeWrite(c) == nil {
+		io.Copy(io.Discard, io.LimitReader(c, drainBytes))
+	}
+}
+
+// drainBytes bounds what drain reads.
+const drainBytes = 256 << 10
 
 // closeWrite shuts down the writing side of c (TCP FIN).
 func closeWrite(c net.Conn) error {

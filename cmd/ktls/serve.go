@@ -36,9 +36,10 @@ start and its SHA-256 fingerprint logged. Names that lead outside DIR
 (through "..", or through symbolic links pointing outside) are refused with
 403 Forbidden unless --follow-symlinks is given; so are names that are not
 regular files or directories (FIFOs, sockets, devices), which are never
-opened. Each request is logged (at the info level). SIGHUP re-reads --cert
-and --key. SIGINT or SIGTERM stops the server gracefully; a second signal
-stops it at once.
+opened. Each request is logged (at the info level), with --client-ca the
+client certificate's subject CN and first URI (else DNS) SAN too (client_cn,
+client_san). SIGHUP re-reads --cert, --key and --client-ca. SIGINT or
+SIGTERM stops the server gracefully; a second signal stops it at once.
 
 Flags:
 `
@@ -47,6 +48,7 @@ Flags:
 type serveOptions struct {
 	addr string
 	certOptions
+	clientAuth clientAuthOptions
 	logOptions
 	followSymlinks bool
 	metrics        string
@@ -65,6 +67,7 @@ func serveFlags(w io.Writer) (*flag.FlagSet, *serveOptions) {
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8443", "listen on `HOST:PORT`")
 	addCertFlags(fs, &o.certOptions, "")
+	addClientAuthFlags(fs, &o.clientAuth)
 	addLogFlags(fs, &o.logOptions, "info logs every request, debug every connection too (tx=MODE rx=MODE)")
 	fs.BoolVar(&o.followSymlinks, "follow-symlinks", false, "follow symbolic links even where they lead outside DIR")
 	fs.StringVar(&o.metrics, "metrics", "", "serve counters on `HOST:PORT`: Prometheus text at /metrics, expvar at /debug/vars (plain HTTP)")
@@ -132,6 +135,9 @@ func (o *serveOptions) check(pos []string) error {
 	if err := o.certOptions.check(); err != nil {
 		return err
 	}
+	if err := o.clientAuth.check(true); err != nil {
+		return err
+	}
 	switch {
 	case len(pos) > 1:
 		return fmt.Errorf("too many arguments: %q (want at most one DIR)", pos)
@@ -185,6 +191,10 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 		return err
 	}
 	certs.watch(ctx)
+	tlsConfig, err := o.clientAuth.serverConfig(ctx, certs.tlsConfig(), logger)
+	if err != nil {
+		return err
+	}
 
 	kernelErr := kernel.Supported()
 	if kernelErr != nil && (o.tx == ktls.OffloadKernel || o.rx == ktls.OffloadKernel) {
@@ -215,7 +225,7 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 			HTTP2: &http.HTTP2Config{WriteByteTimeout: o.writeTimeout},
 		},
 		Config: &ktls.Config{
-			TLS: certs.tlsConfig(),
+			TLS: tlsConfig,
 			TX:  o.tx,
 			RX:  o.rx,
 		},
