@@ -50,6 +50,10 @@ Without --cert and --key, a self-signed ECDSA P-256 certificate is made at
 start. SIGINT or SIGTERM stops accepting and waits --shutdown-timeout for
 the connections open; a second signal stops at once.
 
+Under systemd (Linux), the listening sockets it passes (socket activation,
+LISTEN_FDS) replace --listen, and readiness is reported (NOTIFY_SOCKET:
+READY=1, RELOADING=1, STOPPING=1); see ktls(1).
+
 Flags:
 `
 
@@ -76,7 +80,7 @@ func proxyFlags(w io.Writer) (*flag.FlagSet, *proxyOptions) {
 	o := &proxyOptions{}
 	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&o.listen, "listen", "", "accept connections on `HOST:PORT` (required)")
+	fs.StringVar(&o.listen, "listen", "", "accept connections on `HOST:PORT` (required unless systemd passes listening sockets)")
 	fs.StringVar(&o.to, "to", "", "connect each one to `HOST:PORT`, or to the Unix socket unix:PATH (required)")
 	fs.BoolVar(&o.upstreamTLS, "upstream-tls", false, "accept plain TCP and connect to --to with TLS, instead of the reverse")
 	addCertFlags(fs, &o.certOptions, " of the TLS listener")

@@ -40,6 +40,10 @@ opened. Each request is logged (at the info level). SIGHUP re-reads --cert
 and --key. SIGINT or SIGTERM stops the server gracefully; a second signal
 stops it at once.
 
+Under systemd (Linux), the listening sockets it passes (socket activation,
+LISTEN_FDS) replace --addr, and readiness is reported (NOTIFY_SOCKET: READY=1,
+RELOADING=1, STOPPING=1); see ktls(1).
+
 Flags:
 `
 

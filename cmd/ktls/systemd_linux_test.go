@@ -203,9 +203,6 @@ func TestServeSocketActivation(t *testing.T) {
 	a := startActivated(t, []net.Listener{ln}, "https", []string{"WATCHDOG_USEC=200000"},
 		"serve", "--cert", certFile, "--key", keyFile, www)
 	a.expect(t, "READY=1")
-	if !regexp.MustCompile(`msg="listening on a socket from systemd" fd=3 name=https addr=` + regexp.QuoteMeta(addr)).MatchString(a.stderr.String()) {
-		t.Errorf("no line for the socket in the log:\n%s", a.stderr)
-	}
 	c := (&testServe{}).client(false)
 	defer c.CloseIdleConnections()
 	if resp, body := get(t, c, "https://"+addr+"/hello.txt"); resp.StatusCode != 200 || body != "hello\n" {
@@ -225,7 +222,10 @@ func TestServeSocketActivation(t *testing.T) {
 	if got := peerCert(t, addr, ""); !got.Equal(second) {
 		t.Error("after RELOADING=1 and READY=1: not the new certificate")
 	}
-	a.stop(t)
+	a.stop(t) // the log is complete once ktls has exited
+	if !regexp.MustCompile(`msg="listening on a socket from systemd" fd=3 name=https addr=` + regexp.QuoteMeta(addr)).MatchString(a.stderr.String()) {
+		t.Errorf("no line for the socket in the log:\n%s", a.stderr)
+	}
 }
 
 // echoTLS dials the proxy at addr, sends msg, ends its stream with
@@ -268,11 +268,6 @@ func TestProxySocketActivation(t *testing.T) {
 	addrs := []string{ln1.Addr().String(), ln2.Addr().String()}
 	a := startActivated(t, []net.Listener{ln1, ln2}, "tls:alt", nil, "proxy", "--to", backend)
 	a.expect(t, "READY=1")
-	for i, name := range []string{"tls", "alt"} {
-		if !strings.Contains(a.stderr.String(), "fd="+strconv.Itoa(3+i)+" name="+name+" addr="+addrs[i]) {
-			t.Errorf("no line for fd %d in the log", 3+i)
-		}
-	}
 	for _, addr := range addrs {
 		if got := echoTLS(t, addr, "hello "+addr); got != "hello "+addr {
 			t.Errorf("through %s: %q", addr, got)
@@ -284,7 +279,12 @@ func TestProxySocketActivation(t *testing.T) {
 	if got := echoTLS(t, addrs[1], "after SIGHUP"); got != "after SIGHUP" {
 		t.Errorf("after SIGHUP: %q", got)
 	}
-	a.stop(t)
+	a.stop(t) // the log is complete once ktls has exited
+	for i, name := range []string{"tls", "alt"} {
+		if !strings.Contains(a.stderr.String(), "fd="+strconv.Itoa(3+i)+" name="+name+" addr="+addrs[i]) {
+			t.Errorf("no line for fd %d in the log", 3+i)
+		}
+	}
 }
 
 // TestSocketActivationErrors: a passed socket that is not a listening TCP
