@@ -118,7 +118,7 @@ func (o *proxyOptions) check(pos []string) error {
 	case len(pos) > 0:
 		return fmt.Errorf("unexpected argument %q", pos[0])
 	case o.listen == "" && passedSockets() == 0 || o.to == "":
-		return errors.New("--listen (or sockets passed by systemd) and --to are required")
+		return errors.New("--listen and --to are required")
 	case o.certOptions.check() != nil:
 		return o.certOptions.check()
 	case o.upstreamTLS && o.certOptions.given():
