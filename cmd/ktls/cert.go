@@ -101,7 +101,8 @@ func certNames(c *x509.Certificate) string {
 
 // loadCertificate loads certFile and keyFile, or, when they are empty,
 // makes a self-signed certificate that also names the host of addr (the
-// value of the flag named flagName). Either way it logs what it uses.
+// value of the flag named flagName), if any. Either way it logs what it
+// uses.
 func loadCertificate(certFile, keyFile, addr, flagName string, logger *slog.Logger) (tls.Certificate, error) {
 	if certFile != "" {
 		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
@@ -111,11 +112,15 @@ func loadCertificate(certFile, keyFile, addr, flagName string, logger *slog.Logg
 		logCertificate(logger, certFile, &cert)
 		return cert, nil
 	}
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("%s: %w", flagName, err)
+	var hosts []string
+	if addr != "" { // none for a socket from systemd (proxy without --listen)
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return tls.Certificate{}, fmt.Errorf("%s: %w", flagName, err)
+		}
+		hosts = append(hosts, host)
 	}
-	cert, err := selfSigned([]string{host}, time.Now())
+	cert, err := selfSigned(hosts, time.Now())
 	if err != nil {
 		return cert, err
 	}

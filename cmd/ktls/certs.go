@@ -114,7 +114,7 @@ func (s *certStore) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate
 }
 
 // watch reloads the certificates on each SIGHUP until ctx ends, logging
-// the outcome.
+// the outcome, between RELOADING=1 and READY=1 to systemd.
 func (s *certStore) watch(ctx context.Context) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -125,7 +125,7 @@ func (s *certStore) watch(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				s.onHUP()
+				sdReload(s.logger, s.onHUP)
 			}
 		}
 	}()

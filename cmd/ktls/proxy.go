@@ -52,6 +52,10 @@ Without --cert and --key, a self-signed ECDSA P-256 certificate is made at
 start. SIGINT or SIGTERM stops accepting and waits --shutdown-timeout for
 the connections open; a second signal stops at once.
 
+Under systemd (Linux), the listening sockets it passes (socket activation,
+LISTEN_FDS) replace --listen, and readiness is reported (NOTIFY_SOCKET:
+READY=1, RELOADING=1, STOPPING=1); see ktls(1).
+
 Flags:
 `
 
@@ -80,7 +84,7 @@ func proxyFlags(w io.Writer) (*flag.FlagSet, *proxyOptions) {
 	o := &proxyOptions{}
 	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&o.listen, "listen", "", "accept connections on `HOST:PORT` (required)")
+	fs.StringVar(&o.listen, "listen", "", "accept connections on `HOST:PORT` (required unless systemd passes listening sockets)")
 	fs.StringVar(&o.to, "to", "", "connect each one to `HOST:PORT`, or to the Unix socket unix:PATH (required)")
 	fs.BoolVar(&o.upstreamTLS, "upstream-tls", false, "accept plain TCP and connect to --to with TLS, instead of the reverse")
 	addCertFlags(fs, &o.certOptions, " of the TLS listener")
@@ -108,7 +112,7 @@ func proxyFlags(w io.Writer) (*flag.FlagSet, *proxyOptions) {
 // runProxy runs "ktls proxy args" until ctx ends or SIGINT/SIGTERM.
 func runProxy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, o := proxyFlags(stdout)
-	if status, done := parseArgs("proxy", fs, args, fs.Usage, stderr, o.check); done {
+	if status, done := parseArgs("proxy", fs, args, fs.Usage, stderr, withSockets(fs, "listen", o.check)); done {
 		return status
 	}
 	return untilSignal(ctx, stderr, o.logOptions, "ktls proxy", o.run)
@@ -119,7 +123,7 @@ func (o *proxyOptions) check(pos []string) error {
 	switch {
 	case len(pos) > 0:
 		return fmt.Errorf("unexpected argument %q", pos[0])
-	case o.listen == "" || o.to == "":
+	case o.listen == "" && passedSockets() == 0 || o.to == "":
 		return errors.New("--listen and --to are required")
 	case o.certOptions.check() != nil:
 		return o.certOptions.check()
@@ -138,8 +142,10 @@ func (o *proxyOptions) check(pos []string) error {
 	case o.idle < 0 || o.write < 0 || o.handshakeTimeout <= 0 || o.dialTimeout <= 0:
 		return errors.New("timeouts must be positive (--idle-timeout and --write-timeout may be 0)")
 	}
-	if err := checkAddr("listen", o.listen); err != nil {
-		return err
+	if o.listen != "" {
+		if err := checkAddr("listen", o.listen); err != nil {
+			return err
+		}
 	}
 	if path, ok := strings.CutPrefix(o.to, "unix:"); ok {
 		switch {
@@ -181,7 +187,7 @@ type proxy struct {
 
 // run accepts connections until ctx ends, then waits for the open ones (up
 // to o.grace) and closes what is left. onStop is called when shutdown
-// starts; ready, if not nil, gets the listening address.
+// starts; ready, if not nil, gets the (first) listening address.
 func (o *proxyOptions) run(ctx context.Context, onStop func(), logger *slog.Logger, ready func(net.Addr)) error {
 	p := &proxy{o: o, logger: logger, slots: make(chan struct{}, o.maxConns), conns: make(map[net.Conn]struct{})}
 	p.config = &ktls.Config{TX: o.tx, RX: o.rx}
@@ -214,16 +220,16 @@ func (o *proxyOptions) run(ctx context.Context, onStop func(), logger *slog.Logg
 	if kernelErr != nil && (o.tx == ktls.OffloadKernel || o.rx == ktls.OffloadKernel) {
 		return fmt.Errorf("--tx/--rx kernel: kernel TLS is unavailable: %w", kernelErr)
 	}
-	ln, err := net.Listen("tcp", o.listen)
+	lns, err := listen(o.listen, logger)
 	if err != nil {
 		return err
 	}
-	defer ln.Close()
+	defer closeListeners(lns)
 	side := "listen"
 	if o.upstreamTLS {
 		side = "upstream"
 	}
-	attrs := []any{"listen", ln.Addr().String(), "to", o.to, "tls", side, "tx", o.tx.String(), "rx", o.rx.String(),
+	attrs := []any{"listen", lns[0].Addr().String(), "to", o.to, "tls", side, "tx", o.tx.String(), "rx", o.rx.String(),
 		"max_conns", o.maxConns, "idle_timeout", o.idle, "write_timeout", o.write}
 	if kernelErr == nil {
 		attrs = append(attrs, "kernel_tls", "available")
@@ -232,15 +238,22 @@ func (o *proxyOptions) run(ctx context.Context, onStop func(), logger *slog.Logg
 	}
 	logger.Info("proxying", append(attrs, "version", version())...)
 	if ready != nil {
-		ready(ln.Addr())
+		ready(lns[0].Addr())
 	}
 
-	accepted := make(chan error, 1)
-	go func() { accepted <- p.accept(ctx, ln) }()
+	accepted := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() { accepted <- p.accept(ctx, ln) }()
+	}
 	select {
 	case err := <-accepted:
 		if err != nil {
-			// The listener broke: end the connections it let in too.
+			// A listener broke: end the others and the connections
+			// they let in too.
+			closeListeners(lns)
+			for range len(lns) - 1 {
+				<-accepted
+			}
 			p.closeAll()
 			p.wg.Wait()
 		}
@@ -248,8 +261,10 @@ func (o *proxyOptions) run(ctx context.Context, onStop func(), logger *slog.Logg
 	case <-ctx.Done():
 	}
 	onStop()
-	ln.Close()
-	<-accepted
+	closeListeners(lns)
+	for range lns {
+		<-accepted
+	}
 	logger.Info("shutting down", "timeout", o.grace, "open", p.open())
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }()

@@ -41,6 +41,10 @@ client certificate's subject CN and first URI (else DNS) SAN too (client_cn,
 client_san). SIGHUP re-reads --cert, --key and --client-ca. SIGINT or
 SIGTERM stops the server gracefully; a second signal stops it at once.
 
+Under systemd (Linux), the listening sockets it passes (socket activation,
+LISTEN_FDS) replace --addr, and readiness is reported (NOTIFY_SOCKET: READY=1,
+RELOADING=1, STOPPING=1); see ktls(1).
+
 Flags:
 `
 
@@ -99,7 +103,7 @@ func offloadFlag(p *ktls.Offload) func(string) error {
 // runServe runs "ktls serve args" until ctx ends or SIGINT/SIGTERM.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, o := serveFlags(stdout)
-	if status, done := parseArgs("serve", fs, args, fs.Usage, stderr, o.check); done {
+	if status, done := parseArgs("serve", fs, args, fs.Usage, stderr, withSockets(fs, "addr", o.check)); done {
 		return status
 	}
 	if o.version {
@@ -113,7 +117,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 // lo on stderr, SIGHUP kept from ending it, until it returns or
 // SIGINT/SIGTERM cancels its context; it returns the exit status. run gets the context, the function
 // that restores the default signal action (after the first signal a second
-// one ends the process at once) and the logger.
+// one ends the process at once) and tells systemd STOPPING=1, the logger,
+// and the function that tells systemd READY=1 (see systemd.go).
 func untilSignal(ctx context.Context, stderr io.Writer, lo logOptions, name string, run func(context.Context, func(), *slog.Logger, func(net.Addr)) error) int {
 	logger := lo.logger(stderr)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -123,7 +128,10 @@ func untilSignal(ctx context.Context, stderr io.Writer, lo logOptions, name stri
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	if err := run(ctx, stop, logger, nil); err != nil {
+	sdWatchdog(ctx, logger)
+	onStop := func() { stop(); sdStopping(logger) }
+	ready := func(net.Addr) { sdReady(logger) }
+	if err := run(ctx, onStop, logger, ready); err != nil {
 		logger.Error(name+" failed", "err", err)
 		return 1
 	}
@@ -163,7 +171,7 @@ func (o *serveOptions) check(pos []string) error {
 
 // serve runs the server until ctx ends, then shuts it down gracefully.
 // onStop is called when shutdown starts; ready, if not nil, gets the
-// listening address.
+// (first) listening address.
 func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Logger, ready func(net.Addr)) error {
 	dir, err := filepath.Abs(o.dir)
 	if err != nil {
@@ -201,14 +209,14 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 		return fmt.Errorf("--tx/--rx kernel: kernel TLS is unavailable: %w", kernelErr)
 	}
 
-	ln, err := net.Listen("tcp", o.addr)
+	lns, err := listen(o.addr, logger)
 	if err != nil {
 		return err
 	}
 	if o.metrics != "" {
 		stopMetrics, err := serveMetrics(o.metrics, logger)
 		if err != nil {
-			ln.Close()
+			closeListeners(lns)
 			return err
 		}
 		defer stopMetrics()
@@ -233,7 +241,7 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 	}
 
 	attrs := []any{
-		"url", "https://" + ln.Addr().String() + "/",
+		"url", "https://" + lns[0].Addr().String() + "/",
 		"dir", dir,
 		"follow_symlinks", o.followSymlinks,
 		"tx", o.tx.String(),
@@ -246,13 +254,19 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 	}
 	logger.Info("serving", append(attrs, "version", version())...)
 	if ready != nil {
-		ready(ln.Addr())
+		ready(lns[0].Addr())
 	}
 
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	served := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() { served <- srv.Serve(ln) }()
+	}
 	select {
 	case err := <-served:
+		srv.Close() // and the other listeners
+		for range len(lns) - 1 {
+			<-served
+		}
 		return err
 	case <-ctx.Done():
 	}
@@ -264,8 +278,10 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 		logger.Warn("closing the connections still open", "err", err)
 		srv.Close()
 	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		return err
+	for range lns {
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
 	}
 	logger.Info("stopped")
 	return nil
