@@ -20,6 +20,7 @@ import (
 	"github.com/ktls-go/ktls"
 	"github.com/ktls-go/ktls/internal/kernel"
 	"github.com/ktls-go/ktls/record"
+	"github.com/pires/go-proxyproto"
 )
 
 const proxyUsage = `Usage: ktls proxy --listen ADDR --to ADDR [flags]
@@ -67,6 +68,7 @@ type proxyOptions struct {
 	handshakeTimeout time.Duration
 	dialTimeout      time.Duration
 	grace            time.Duration
+	proxyProto       proxyProtoOptions
 	certOptions
 	logOptions
 }
@@ -92,6 +94,7 @@ func proxyFlags(w io.Writer) (*flag.FlagSet, *proxyOptions) {
 	fs.DurationVar(&o.dialTimeout, "dial-timeout", 10*time.Second, "limit each connection to --to to `DURATION`")
 	fs.DurationVar(&o.grace, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, wait this `DURATION` for open connections")
 	addLogFlags(fs, &o.logOptions, "info logs one line per connection")
+	addProxyProtoFlags(fs, &o.proxyProto, true)
 	fs.Usage = func() {
 		fmt.Fprint(w, proxyUsage)
 		printFlags(w, fs)
@@ -129,6 +132,9 @@ func (o *proxyOptions) check(pos []string) error {
 		return errors.New("timeouts must be positive (--idle-timeout and --write-timeout may be 0)")
 	}
 	if err := checkAddr("listen", o.listen); err != nil {
+		return err
+	}
+	if err := o.proxyProto.check(); err != nil {
 		return err
 	}
 	if path, ok := strings.CutPrefix(o.to, "unix:"); ok {
@@ -201,6 +207,7 @@ func (o *proxyOptions) run(ctx context.Context, onStop func(), logger *slog.Logg
 	if err != nil {
 		return err
 	}
+	ln = o.proxyProto.listener(ln, logger)
 	defer ln.Close()
 	side := "listen"
 	if o.upstreamTLS {
@@ -338,9 +345,17 @@ func (p *proxy) closeAll() {
 // sending and receiving directions), and the error that ended it.
 func (p *proxy) handle(ctx context.Context, c net.Conn) {
 	start := time.Now()
-	attrs := []slog.Attr{slog.String("remote", c.RemoteAddr().String()), slog.String("upstream", p.o.to)}
+	c, client, local, err := acceptHeader(c, p.o.handshakeTimeout)
+	attrs := []slog.Attr{slog.String("remote", client.String()), slog.String("upstream", p.o.to)}
 	var r relayResult
-	kc, plain, end, err := p.connect(ctx, c)
+	var kc *ktls.Conn
+	var plain net.Conn
+	end := endProxyHeader
+	if err != nil {
+		c.Close()
+	} else {
+		kc, plain, end, err = p.connect(ctx, c, p.o.proxyProto.header(client, local))
+	}
 	if err != nil {
 		r.end, r.err = end, err
 	} else {
@@ -374,14 +389,20 @@ func (p *proxy) handle(ctx context.Context, c net.Conn) {
 // connect makes the TLS side and the plain side of the accepted conn c.
 // When it fails, it has closed c so that the client cannot take the end
 // for a clean one (see abortTLS, abortPlain), and end says how it failed.
-func (p *proxy) connect(ctx context.Context, c net.Conn) (kc *ktls.Conn, plain net.Conn, end string, err error) {
+func (p *proxy) connect(ctx context.Context, c net.Conn, hdr *proxyproto.Header) (kc *ktls.Conn, plain net.Conn, end string, err error) {
 	network, addr := p.o.upstream()
 	if p.o.upstreamTLS {
 		dctx, cancel := context.WithTimeout(ctx, p.o.dialTimeout)
 		defer cancel()
 		var d net.Dialer
 		up, err := d.DialContext(dctx, network, addr)
+		if err == nil {
+			err = sendHeader(up, hdr)
+		}
 		if err != nil {
+			if up != nil {
+				up.Close()
+			}
 			abortPlain(c)
 			return nil, nil, endDial, err
 		}
@@ -404,7 +425,13 @@ func (p *proxy) connect(ctx context.Context, c net.Conn) (kc *ktls.Conn, plain n
 	}
 	d := net.Dialer{Timeout: p.o.dialTimeout}
 	plain, err = d.DialContext(ctx, network, addr)
+	if err == nil {
+		err = sendHeader(plain, hdr)
+	}
 	if err != nil {
+		if plain != nil {
+			plain.Close()
+		}
 		abortTLS(kc)
 		return nil, nil, endDial, err
 	}

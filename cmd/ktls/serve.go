@@ -49,6 +49,7 @@ type serveOptions struct {
 	certOptions
 	logOptions
 	followSymlinks bool
+	proxyProto     proxyProtoOptions
 	metrics        string
 	tx, rx         ktls.Offload
 	grace          time.Duration
@@ -66,6 +67,7 @@ func serveFlags(w io.Writer) (*flag.FlagSet, *serveOptions) {
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8443", "listen on `HOST:PORT`")
 	addCertFlags(fs, &o.certOptions, "")
 	addLogFlags(fs, &o.logOptions, "info logs every request, debug every connection too (tx=MODE rx=MODE)")
+	addProxyProtoFlags(fs, &o.proxyProto, false)
 	fs.BoolVar(&o.followSymlinks, "follow-symlinks", false, "follow symbolic links even where they lead outside DIR")
 	fs.StringVar(&o.metrics, "metrics", "", "serve counters on `HOST:PORT`: Prometheus text at /metrics, expvar at /debug/vars (plain HTTP)")
 	fs.Func("tx", "where the sending direction's records go, `MODE` auto (the kernel if it can, else user space), kernel (required), user or off (crypto/tls) (default auto)", offloadFlag(&o.tx))
@@ -143,6 +145,9 @@ func (o *serveOptions) check(pos []string) error {
 	if err := checkAddr("addr", o.addr); err != nil {
 		return err
 	}
+	if err := o.proxyProto.check(); err != nil {
+		return err
+	}
 	if o.metrics != "" {
 		if err := checkAddr("metrics", o.metrics); err != nil {
 			return err
@@ -195,6 +200,7 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 	if err != nil {
 		return err
 	}
+	ln = o.proxyProto.listener(ln, logger)
 	if o.metrics != "" {
 		stopMetrics, err := serveMetrics(o.metrics, logger)
 		if err != nil {
