@@ -44,7 +44,8 @@ that no peer takes a truncated stream for a complete one.
 
 Each connection is logged on one line when it ends (level info): remote,
 upstream, end (clean, truncated_by_client, truncated_by_upstream, reset,
-idle_timeout, write_timeout, dial_error, handshake_error, closed, error),
+idle_timeout, write_timeout, dial_error, handshake_error, proxy_header_error,
+closed, error),
 from_client and to_client (bytes), duration, tls, suite, tx, rx, err.
 
 Without --cert and --key, a self-signed ECDSA P-256 certificate is made at

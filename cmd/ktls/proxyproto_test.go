@@ -4,13 +4,16 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pires/go-proxyproto"
 
@@ -178,9 +181,10 @@ func testServeProxyProtocol(t *testing.T, tx, rx ktls.Offload) {
 		if m[1] != headerSrc.String() {
 			t.Errorf("connection line with remote=%s", m[1])
 		}
-		if tx == ktls.OffloadKernel && (!strings.HasPrefix(m[2], "kernel") || !strings.HasPrefix(m[3], "kernel")) {
+		if tx == ktls.OffloadKernel && (!strings.HasPrefix(m[2], "kernel-") || !strings.HasPrefix(m[3], "kernel-")) {
 			t.Errorf("connection line: tx=%s rx=%s, want both in the kernel", m[2], m[3])
 		}
+		t.Logf("remote=%s tx=%s rx=%s", m[1], m[2], m[3])
 	}
 	// No header: the handshake fails.
 	c, err := tls.Dial("tcp", ts.addr, &tls.Config{InsecureSkipVerify: true})
@@ -241,5 +245,116 @@ func TestProxyProtocolFrom(t *testing.T) {
 	ts = startServe(t, serveWith(t, www, "--accept-proxy-protocol", "--proxy-protocol-from", "10.0.0.0/8,127.0.0.0/8"))
 	if resp, body := get(t, c, "https://"+ts.addr+"/hello.txt"); resp.StatusCode != 200 || body != "hello\n" {
 		t.Errorf("%s %q", resp.Status, body)
+	}
+}
+
+// headerBackend accepts connections that start with a PROXY header, sends
+// the client address each gives on addrs, and echoes the rest (over TLS
+// with cert if tlsCert).
+func headerBackend(t *testing.T, tlsCert *tls.Certificate, addrs chan<- string) string {
+	return listenBackend(t, func(c net.Conn) {
+		defer c.Close()
+		h, err := readProxyHeader(c)
+		if err != nil {
+			addrs <- "error: " + err.Error()
+			return
+		}
+		src, _, _ := h.TCPAddrs()
+		addrs <- fmt.Sprintf("v%d %s", h.Version, src)
+		if tlsCert != nil {
+			c = tls.Server(c, &tls.Config{Certificates: []tls.Certificate{*tlsCert}})
+		}
+		io.Copy(c, c)
+	})
+}
+
+// TestProxySendProxyProtocol: ktls proxy with --accept-proxy-protocol and
+// --send-proxy-protocol passes the client address of the header it got
+// (v1 or v2, in the same segment as what follows) on to --to in a header
+// of the version asked for, before TLS with --upstream-tls, and logs it.
+func TestProxySendProxyProtocol(t *testing.T) { testProxySendProxyProtocol(t, 0, 0) }
+
+// TestKernelProxyProtocol: after a PROXY header both directions of the
+// proxy's TLS side still go to the kernel.
+func TestKernelProxyProtocol(t *testing.T) {
+	ktlstest.RequireKernel(t)
+	testProxySendProxyProtocol(t, ktls.OffloadKernel, ktls.OffloadKernel)
+}
+
+func testProxySendProxyProtocol(t *testing.T, tx, rx ktls.Offload) {
+	for _, upstreamTLS := range []bool{false, true} {
+		for _, send := range []byte{1, 2} {
+			t.Run(fmt.Sprintf("upstream-tls=%v/send=v%d", upstreamTLS, send), func(t *testing.T) {
+				addrs := make(chan string, 1)
+				o := &proxyOptions{upstreamTLS: upstreamTLS, tx: tx, rx: rx, proxyProto: proxyProtoOptions{accept: true, send: send}}
+				if upstreamTLS {
+					cert, err := selfSigned(nil, time.Now())
+					if err != nil {
+						t.Fatal(err)
+					}
+					o.to = headerBackend(t, &cert, addrs)
+					dir := t.TempDir()
+					o.caFile = filepath.Join(dir, "ca.pem")
+					writePEM(t, o.caFile, filepath.Join(dir, "key.pem"), cert)
+					o.serverName = "localhost"
+				} else {
+					o.to = headerBackend(t, nil, addrs)
+				}
+				addr, logs := startProxy(t, o)
+				hdr, err := proxyproto.HeaderProxyFromAddrs(3-send, headerSrc, headerDst).Format()
+				if err != nil {
+					t.Fatal(err)
+				}
+				raw, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var c net.Conn = &headerConn{Conn: raw, hdr: hdr}
+				if !upstreamTLS {
+					c = tls.Client(c, &tls.Config{InsecureSkipVerify: true})
+				}
+				defer c.Close()
+				echo(t, c, "ping")
+				if got, want := <-addrs, fmt.Sprintf("v%d %s", send, headerSrc); got != want {
+					t.Errorf("backend got %q, want %q", got, want)
+				}
+				c.Close()
+				waitLog(t, logs, "msg=connection ")
+				l := logLine(logs, "msg=connection ")
+				if !strings.Contains(l, "remote="+headerSrc.String()+" ") {
+					t.Errorf("log line %q, want remote=%s", l, headerSrc)
+				}
+				if tx == ktls.OffloadKernel && !regexp.MustCompile(`tx=kernel-\S+ rx=kernel-`).MatchString(l) {
+					t.Errorf("log line %q, want tx and rx in the kernel", l)
+				}
+				t.Log(l)
+			})
+		}
+	}
+}
+
+// TestProxyProtocolMissing: ktls proxy --accept-proxy-protocol ends a
+// connection without a header, logging end=proxy_header_error.
+func TestProxyProtocolMissing(t *testing.T) {
+	dialed := make(chan struct{}, 1)
+	addr, logs := startProxy(t, &proxyOptions{upstreamTLS: true, insecure: true, proxyProto: proxyProtoOptions{accept: true},
+		to: listenBackend(t, func(c net.Conn) { dialed <- struct{}{}; c.Close() })})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\n\r\n")
+	if n, err := c.Read(make([]byte, 1)); err == nil {
+		t.Errorf("read %d bytes", n)
+	}
+	waitLog(t, logs, "msg=connection ")
+	if l := logLine(logs, "msg=connection "); !strings.Contains(l, "end="+endProxyHeader) {
+		t.Errorf("log line %q, want end=%s", l, endProxyHeader)
+	}
+	select {
+	case <-dialed:
+		t.Error("the upstream was dialed")
+	default:
 	}
 }
