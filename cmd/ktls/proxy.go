@@ -339,7 +339,8 @@ func (p *proxy) closeAll() {
 }
 
 // handle sets up both sides of one accepted connection, relays, and logs
-// one line for it at level info when it ends: the client's address, the
+// one line for it at level info when it ends: the client's address (with
+// --accept-proxy-protocol, the one its PROXY header gives), the
 // upstream, how it ended (see the end* constants), the bytes that came
 // from the client and went to it, the duration, the TLS version and suite
 // and where each direction of the TLS side ran (tx, rx: the TLS side's
@@ -387,7 +388,8 @@ func (p *proxy) handle(ctx context.Context, c net.Conn) {
 	p.logger.LogAttrs(ctx, slog.LevelInfo, "connection", attrs...)
 }
 
-// connect makes the TLS side and the plain side of the accepted conn c.
+// connect makes the TLS side and the plain side of the accepted conn c,
+// sending hdr (if not nil) to the upstream first.
 // When it fails, it has closed c so that the client cannot take the end
 // for a clean one (see abortTLS, abortPlain), and end says how it failed.
 func (p *proxy) connect(ctx context.Context, c net.Conn, hdr *proxyproto.Header) (kc *ktls.Conn, plain net.Conn, end string, err error) {
