@@ -38,6 +38,7 @@ command -v curl >/dev/null || need+=(curl)        # the lab; cmd/ktls's and ktls
 command -v xz >/dev/null || need+=(xz-utils)      # scripts/bogo.sh
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)  # internal/nginxref
 command -v systemd-socket-activate >/dev/null || need+=(systemd)  # cmd/ktls TestServeSystemdSocketActivate
+command -v haproxy >/dev/null || need+=(haproxy)   # cmd/ktls: TestHAProxy*
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
 		echo "missing: ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2

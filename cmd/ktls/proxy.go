@@ -20,6 +20,7 @@ import (
 	"github.com/ktls-go/ktls"
 	"github.com/ktls-go/ktls/internal/kernel"
 	"github.com/ktls-go/ktls/record"
+	"github.com/pires/go-proxyproto"
 )
 
 const proxyUsage = `Usage: ktls proxy --listen ADDR --to ADDR [flags]
@@ -43,10 +44,10 @@ that no peer takes a truncated stream for a complete one.
 
 Each connection is logged on one line when it ends (level info): remote,
 upstream, end (clean, truncated_by_client, truncated_by_upstream, reset,
-idle_timeout, write_timeout, dial_error, handshake_error, closed, error),
-from_client and to_client (bytes), duration, tls, suite, tx, rx, err; with
---client-ca, client_cn and client_san (the client certificate's subject CN
-and first URI, else DNS, SAN).
+idle_timeout, write_timeout, dial_error, handshake_error, proxy_header_error,
+closed, error), from_client and to_client (bytes), duration, tls, suite, tx,
+rx, err; with --client-ca, client_cn and client_san (the client certificate's
+subject CN and first URI, else DNS, SAN).
 
 Without --cert and --key, a self-signed ECDSA P-256 certificate is made at
 start. SIGINT or SIGTERM stops accepting and waits --shutdown-timeout for
@@ -73,6 +74,7 @@ type proxyOptions struct {
 	handshakeTimeout time.Duration
 	dialTimeout      time.Duration
 	grace            time.Duration
+	proxyProto       proxyProtoOptions
 	certOptions
 	clientAuth   clientAuthOptions
 	upstreamCert upstreamCertOptions
@@ -102,6 +104,7 @@ func proxyFlags(w io.Writer) (*flag.FlagSet, *proxyOptions) {
 	fs.DurationVar(&o.dialTimeout, "dial-timeout", 10*time.Second, "limit each connection to --to to `DURATION`")
 	fs.DurationVar(&o.grace, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, wait this `DURATION` for open connections")
 	addLogFlags(fs, &o.logOptions, "info logs one line per connection")
+	addProxyProtoFlags(fs, &o.proxyProto, true)
 	fs.Usage = func() {
 		fmt.Fprint(w, proxyUsage)
 		printFlags(w, fs)
@@ -146,6 +149,9 @@ func (o *proxyOptions) check(pos []string) error {
 		if err := checkAddr("listen", o.listen); err != nil {
 			return err
 		}
+	}
+	if err := o.proxyProto.check(); err != nil {
+		return err
 	}
 	if path, ok := strings.CutPrefix(o.to, "unix:"); ok {
 		switch {
@@ -223,6 +229,9 @@ func (o *proxyOptions) run(ctx context.Context, onStop func(), logger *slog.Logg
 	lns, err := listen(o.listen, logger)
 	if err != nil {
 		return err
+	}
+	for i := range lns {
+		lns[i] = o.proxyProto.listener(lns[i], logger)
 	}
 	defer closeListeners(lns)
 	side := "listen"
@@ -363,16 +372,25 @@ func (p *proxy) closeAll() {
 }
 
 // handle sets up both sides of one accepted connection, relays, and logs
-// one line for it at level info when it ends: the client's address, the
+// one line for it at level info when it ends: the client's address (with
+// --accept-proxy-protocol, the one its PROXY header gives), the
 // upstream, how it ended (see the end* constants), the bytes that came
 // from the client and went to it, the duration, the TLS version and suite
 // and where each direction of the TLS side ran (tx, rx: the TLS side's
 // sending and receiving directions), and the error that ended it.
 func (p *proxy) handle(ctx context.Context, c net.Conn) {
 	start := time.Now()
-	attrs := []slog.Attr{slog.String("remote", c.RemoteAddr().String()), slog.String("upstream", p.o.to)}
+	c, client, local, err := acceptHeader(c, p.o.handshakeTimeout)
+	attrs := []slog.Attr{slog.String("remote", client.String()), slog.String("upstream", p.o.to)}
 	var r relayResult
-	kc, plain, end, err := p.connect(ctx, c)
+	var kc *ktls.Conn
+	var plain net.Conn
+	end := endProxyHeader
+	if err != nil {
+		c.Close()
+	} else {
+		kc, plain, end, err = p.connect(ctx, c, p.o.proxyProto.header(client, local))
+	}
 	if err != nil {
 		r.end, r.err = end, err
 	} else {
@@ -406,17 +424,24 @@ func (p *proxy) handle(ctx context.Context, c net.Conn) {
 	p.logger.LogAttrs(ctx, slog.LevelInfo, "connection", attrs...)
 }
 
-// connect makes the TLS side and the plain side of the accepted conn c.
+// connect makes the TLS side and the plain side of the accepted conn c,
+// sending hdr (if not nil) to the upstream first.
 // When it fails, it has closed c so that the client cannot take the end
 // for a clean one (see abortTLS, abortPlain), and end says how it failed.
-func (p *proxy) connect(ctx context.Context, c net.Conn) (kc *ktls.Conn, plain net.Conn, end string, err error) {
+func (p *proxy) connect(ctx context.Context, c net.Conn, hdr *proxyproto.Header) (kc *ktls.Conn, plain net.Conn, end string, err error) {
 	network, addr := p.o.upstream()
 	if p.o.upstreamTLS {
 		dctx, cancel := context.WithTimeout(ctx, p.o.dialTimeout)
 		defer cancel()
 		var d net.Dialer
 		up, err := d.DialContext(dctx, network, addr)
+		if err == nil {
+			err = sendHeader(up, hdr)
+		}
 		if err != nil {
+			if up != nil {
+				up.Close()
+			}
 			abortPlain(c)
 			return nil, nil, endDial, err
 		}
@@ -442,7 +467,13 @@ func (p *proxy) connect(ctx context.Context, c net.Conn) (kc *ktls.Conn, plain n
 	}
 	d := net.Dialer{Timeout: p.o.dialTimeout}
 	plain, err = d.DialContext(ctx, network, addr)
+	if err == nil {
+		err = sendHeader(plain, hdr)
+	}
 	if err != nil {
+		if plain != nil {
+			plain.Close()
+		}
 		abortTLS(kc)
 		return nil, nil, endDial, err
 	}

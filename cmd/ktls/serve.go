@@ -55,6 +55,7 @@ type serveOptions struct {
 	clientAuth clientAuthOptions
 	logOptions
 	followSymlinks bool
+	proxyProto     proxyProtoOptions
 	metrics        string
 	tx, rx         ktls.Offload
 	grace          time.Duration
@@ -73,6 +74,7 @@ func serveFlags(w io.Writer) (*flag.FlagSet, *serveOptions) {
 	addCertFlags(fs, &o.certOptions, "")
 	addClientAuthFlags(fs, &o.clientAuth)
 	addLogFlags(fs, &o.logOptions, "info logs every request, debug every connection too (tx=MODE rx=MODE)")
+	addProxyProtoFlags(fs, &o.proxyProto, false)
 	fs.BoolVar(&o.followSymlinks, "follow-symlinks", false, "follow symbolic links even where they lead outside DIR")
 	fs.StringVar(&o.metrics, "metrics", "", "serve counters on `HOST:PORT`: Prometheus text at /metrics, expvar at /debug/vars (plain HTTP)")
 	fs.Func("tx", "where the sending direction's records go, `MODE` auto (the kernel if it can, else user space), kernel (required), user or off (crypto/tls) (default auto)", offloadFlag(&o.tx))
@@ -157,6 +159,9 @@ func (o *serveOptions) check(pos []string) error {
 	if err := checkAddr("addr", o.addr); err != nil {
 		return err
 	}
+	if err := o.proxyProto.check(); err != nil {
+		return err
+	}
 	if o.metrics != "" {
 		if err := checkAddr("metrics", o.metrics); err != nil {
 			return err
@@ -212,6 +217,9 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 	lns, err := listen(o.addr, logger)
 	if err != nil {
 		return err
+	}
+	for i := range lns {
+		lns[i] = o.proxyProto.listener(lns[i], logger)
 	}
 	if o.metrics != "" {
 		stopMetrics, err := serveMetrics(o.metrics, logger)
