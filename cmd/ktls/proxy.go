@@ -117,8 +117,8 @@ func (o *proxyOptions) check(pos []string) error {
 		return errors.New("--listen and --to are required")
 	case o.certOptions.check() != nil:
 		return o.certOptions.check()
-	case o.upstreamTLS && o.certOptions.given():
-		return errors.New("--cert and --key are for the TLS listener, not with --upstream-tls")
+	case o.upstreamTLS && (o.certOptions.given() || o.acme.enabled()):
+		return errors.New("--cert, --key and --acme are for the TLS listener, not with --upstream-tls")
 	case !o.upstreamTLS && (o.serverName != "" || o.insecure || o.caFile != ""):
 		return errors.New("--server-name, --insecure and --ca go with --upstream-tls")
 	case o.insecure && o.caFile != "":
@@ -161,6 +161,7 @@ func (o *proxyOptions) upstream() (network, addr string) {
 type proxy struct {
 	o      *proxyOptions
 	config *ktls.Config
+	certs  *certStore // of the TLS listener; nil with --upstream-tls
 	logger *slog.Logger
 	slots  chan struct{}
 
@@ -192,6 +193,7 @@ func (o *proxyOptions) run(ctx context.Context, onStop func(), logger *slog.Logg
 		}
 		certs.watch(ctx)
 		p.config.TLS = certs.tlsConfig()
+		p.certs = certs
 	}
 	kernelErr := kernel.Supported()
 	if kernelErr != nil && (o.tx == ktls.OffloadKernel || o.rx == ktls.OffloadKernel) {
@@ -201,6 +203,7 @@ func (o *proxyOptions) run(ctx context.Context, onStop func(), logger *slog.Logg
 	if err != nil {
 		return err
 	}
+	ln = p.certs.listener(ln, o.handshakeTimeout)
 	defer ln.Close()
 	side := "listen"
 	if o.upstreamTLS {

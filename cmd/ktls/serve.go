@@ -195,6 +195,7 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 	if err != nil {
 		return err
 	}
+	ln = certs.listener(ln, 10*time.Second)
 	if o.metrics != "" {
 		stopMetrics, err := serveMetrics(o.metrics, logger)
 		if err != nil {
