@@ -72,6 +72,9 @@ func (o *acmeOptions) enabled() bool { return len(o.domains) > 0 }
 
 // check validates the flags; certFiles tells whether --cert was given.
 func (o *acmeOptions) check(certFiles bool) error {
+	if o.directory == "" { // options made without the flags
+		o.directory = acme.LetsEncryptURL
+	}
 	if !o.enabled() {
 		if o.cache != "" || o.directory != acme.LetsEncryptURL || o.email != "" || o.caFile != "" {
 			return errors.New("--acme-cache, --acme-directory, --acme-email and --acme-ca go with --acme")
@@ -352,9 +355,17 @@ func (l *acmeListener) answer(c net.Conn, name string) {
 const maxRecord = 5 + 1<<14
 
 // recordComplete reports whether p (what the peer sent so far) holds its
-// first TLS record, or shows that it will not be a handshake record.
+// first TLS record, or shows that it will not be a handshake record of a
+// valid length.
 func recordComplete(p []byte) bool {
-	return len(p) >= 1 && p[0] != 22 || len(p) >= 5 && len(p) >= 5+(int(p[3])<<8|int(p[4]))
+	switch {
+	case len(p) >= 1 && p[0] != 22:
+		return true
+	case len(p) < 5:
+		return false
+	}
+	n := int(p[3])<<8 | int(p[4])
+	return n > 1<<14 || len(p) >= 5+n
 }
 
 // parseHello returns the ClientHello in rec, a TLS record, or nil if rec

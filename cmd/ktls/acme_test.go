@@ -395,3 +395,22 @@ func TestACMEUnknownDirectory(t *testing.T) {
 		t.Errorf("serve: %v", err)
 	}
 }
+
+// TestRecordComplete: when the peek at a ClientHello stops waiting.
+func TestRecordComplete(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"", false},
+		{"\x16\x03\x01\x00", false},
+		{"\x16\x03\x01\x00\x02\x01", false},
+		{"\x16\x03\x01\x00\x02\x01\x00", true},
+		{"\x16\x03\x01\x40\x01", true}, // longer than a record can be
+		{"G", true},                    // not TLS: passed on for ktls to refuse
+	} {
+		if got := recordComplete([]byte(tc.in)); got != tc.want {
+			t.Errorf("%q: %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}

@@ -17,7 +17,8 @@ import (
 // --cert and --key, each repeatable, the n-th --key the key of the n-th
 // --cert. With more than one pair, each handshake gets the first
 // certificate valid for its server name (SNI) and signature algorithms,
-// else the first one.
+// else the first one. Or --acme and its companions (acme.go): certificates
+// from an ACME CA.
 type certOptions struct {
 	certFiles, keyFiles []string
 	acme                acmeOptions
