@@ -17,9 +17,11 @@ import (
 // --cert and --key, each repeatable, the n-th --key the key of the n-th
 // --cert. With more than one pair, each handshake gets the first
 // certificate valid for its server name (SNI) and signature algorithms,
-// else the first one.
+// else the first one. Or --acme and its companions (acme.go): certificates
+// from an ACME CA.
 type certOptions struct {
 	certFiles, keyFiles []string
+	acme                acmeOptions
 }
 
 // addCertFlags defines --cert and --key on fs; of says whose certificate it
@@ -33,6 +35,7 @@ func addCertFlags(fs *flag.FlagSet, o *certOptions, of string) {
 		o.keyFiles = append(o.keyFiles, s)
 		return nil
 	})
+	addACMEFlags(fs, &o.acme)
 }
 
 // given reports whether --cert was given.
@@ -43,7 +46,7 @@ func (o *certOptions) check() error {
 	if len(o.certFiles) != len(o.keyFiles) {
 		return errors.New("--cert and --key go together (as many of each)")
 	}
-	return nil
+	return o.acme.check(o.given())
 }
 
 // certStore holds the certificates of a TLS listener and hands them to its
@@ -54,6 +57,7 @@ type certStore struct {
 	o      *certOptions
 	logger *slog.Logger
 	certs  atomic.Pointer[[]*tls.Certificate]
+	acme   *acmeCerts // with --acme
 }
 
 // loadCerts loads the certificates of o, or, without --cert, makes a
@@ -61,6 +65,14 @@ type certStore struct {
 // the flag named flagName). It logs what it uses.
 func loadCerts(o *certOptions, addr, flagName string, logger *slog.Logger) (*certStore, error) {
 	s := &certStore{o: o, logger: logger}
+	if o.acme.enabled() {
+		a, err := newACMECerts(&o.acme, logger)
+		if err != nil {
+			return nil, err
+		}
+		s.acme = a
+		return s, nil
+	}
 	if !o.given() {
 		cert, err := loadCertificate("", "", addr, flagName, logger)
 		if err != nil {
@@ -102,6 +114,9 @@ func (s *certStore) tlsConfig() *tls.Config {
 // certificate valid for the client's server name and algorithms, as
 // crypto/tls picks from Config.Certificates, else the first one.
 func (s *certStore) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if s.acme != nil {
+		return s.acme.getCertificate(hello)
+	}
 	certs := *s.certs.Load()
 	if len(certs) > 1 {
 		for _, c := range certs {
@@ -133,6 +148,10 @@ func (s *certStore) watch(ctx context.Context) {
 
 // onHUP reloads the certificates and logs the outcome.
 func (s *certStore) onHUP() {
+	if s.acme != nil {
+		s.logger.Info("SIGHUP: the certificates come from ACME and are renewed without it")
+		return
+	}
 	if !s.o.given() {
 		s.logger.Info("SIGHUP: no --cert to reload; keeping the self-signed certificate")
 		return

@@ -56,7 +56,7 @@ func TestServeCertSNI(t *testing.T) {
 	dir := t.TempDir()
 	ca, ka, a := certFiles(t, dir, "a", "a.test")
 	cb, kb, b := certFiles(t, dir, "b", "b.test")
-	ts := startServe(t, &serveOptions{dir: www, certOptions: certOptions{[]string{ca, cb}, []string{ka, kb}}})
+	ts := startServe(t, &serveOptions{dir: www, certOptions: certOptions{certFiles: []string{ca, cb}, keyFiles: []string{ka, kb}}})
 	for name, want := range map[string]*x509.Certificate{"a.test": a, "b.test": b, "": a, "c.test": a} {
 		if got := peerCert(t, ts.addr, name); !got.Equal(want) {
 			t.Errorf("SNI %q: got the certificate for %v", name, got.DNSNames)

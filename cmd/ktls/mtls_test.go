@@ -143,7 +143,7 @@ func newMTLS(t *testing.T) *mtlsSetup {
 	dir := t.TempDir()
 	s := &mtlsSetup{dir: dir, ca: newMTLSCA(t, dir, "ca"), other: newMTLSCA(t, dir, "other")}
 	c, k := s.ca.issueFiles(t, dir, "server", "")
-	s.serverCert = certOptions{[]string{c}, []string{k}}
+	s.serverCert = certOptions{certFiles: []string{c}, keyFiles: []string{k}}
 	s.aliceCert, s.aliceKey = s.ca.issueFiles(t, dir, "alice", "alice", "spiffe://test/alice")
 	s.alice, _ = tls.LoadX509KeyPair(s.aliceCert, s.aliceKey)
 	s.carol = s.ca.issue(t, "carol", "spiffe://test/carol")

@@ -134,8 +134,8 @@ func (o *proxyOptions) check(pos []string) error {
 		return o.clientAuth.check(!o.upstreamTLS)
 	case o.upstreamCert.check(o.upstreamTLS) != nil:
 		return o.upstreamCert.check(o.upstreamTLS)
-	case o.upstreamTLS && o.certOptions.given():
-		return errors.New("--cert and --key are for the TLS listener, not with --upstream-tls")
+	case o.upstreamTLS && (o.certOptions.given() || o.acme.enabled()):
+		return errors.New("--cert, --key and --acme are for the TLS listener, not with --upstream-tls")
 	case !o.upstreamTLS && (o.serverName != "" || o.insecure || o.caFile != ""):
 		return errors.New("--server-name, --insecure and --ca go with --upstream-tls")
 	case o.insecure && o.caFile != "":
@@ -150,7 +150,7 @@ func (o *proxyOptions) check(pos []string) error {
 			return err
 		}
 	}
-	if err := o.proxyProto.check(); err != nil {
+	if err := o.proxyProto.check(o.acme.enabled()); err != nil {
 		return err
 	}
 	if path, ok := strings.CutPrefix(o.to, "unix:"); ok {
@@ -183,6 +183,7 @@ func (o *proxyOptions) upstream() (network, addr string) {
 type proxy struct {
 	o      *proxyOptions
 	config *ktls.Config
+	certs  *certStore // of the TLS listener; nil with --upstream-tls
 	logger *slog.Logger
 	slots  chan struct{}
 
@@ -221,6 +222,7 @@ func (o *proxyOptions) run(ctx context.Context, onStop func(), logger *slog.Logg
 			return err
 		}
 		p.config.TLS = cfg
+		p.certs = certs
 	}
 	kernelErr := kernel.Supported()
 	if kernelErr != nil && (o.tx == ktls.OffloadKernel || o.rx == ktls.OffloadKernel) {
@@ -231,7 +233,7 @@ func (o *proxyOptions) run(ctx context.Context, onStop func(), logger *slog.Logg
 		return err
 	}
 	for i := range lns {
-		lns[i] = o.proxyProto.listener(lns[i], logger)
+		lns[i] = p.certs.listener(o.proxyProto.listener(lns[i], logger), o.handshakeTimeout)
 	}
 	defer closeListeners(lns)
 	side := "listen"

@@ -62,10 +62,16 @@ func addProxyProtoFlags(fs *flag.FlagSet, o *proxyProtoOptions, send bool) {
 	}
 }
 
-// check validates the options.
-func (o *proxyProtoOptions) check() error {
-	if o.from != nil && !o.accept {
+// check validates the options; acme tells whether --acme is given.
+func (o *proxyProtoOptions) check(acme bool) error {
+	switch {
+	case o.from != nil && !o.accept:
 		return errors.New("--proxy-protocol-from goes with --accept-proxy-protocol")
+	case acme && o.accept:
+		// The ACME listener tells the CA's TLS-ALPN-01 connections apart by
+		// peeking at the ClientHello on the raw socket, where a PROXY
+		// header comes first.
+		return errors.New("--acme does not work with --accept-proxy-protocol yet: the CA's tls-alpn-01 validation would come behind a PROXY header")
 	}
 	return nil
 }

@@ -159,7 +159,7 @@ func (o *serveOptions) check(pos []string) error {
 	if err := checkAddr("addr", o.addr); err != nil {
 		return err
 	}
-	if err := o.proxyProto.check(); err != nil {
+	if err := o.proxyProto.check(o.acme.enabled()); err != nil {
 		return err
 	}
 	if o.metrics != "" {
@@ -219,7 +219,7 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 		return err
 	}
 	for i := range lns {
-		lns[i] = o.proxyProto.listener(lns[i], logger)
+		lns[i] = certs.listener(o.proxyProto.listener(lns[i], logger), 10*time.Second)
 	}
 	if o.metrics != "" {
 		stopMetrics, err := serveMetrics(o.metrics, logger)

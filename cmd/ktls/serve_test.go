@@ -369,7 +369,7 @@ func TestServeCertFiles(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	writePEM(t, certFile, keyFile, cert)
-	ts := startServe(t, &serveOptions{dir: www, certOptions: certOptions{[]string{certFile}, []string{keyFile}}})
+	ts := startServe(t, &serveOptions{dir: www, certOptions: certOptions{certFiles: []string{certFile}, keyFiles: []string{keyFile}}})
 	if got, want := ts.logged("certificate", "sha256"), fingerprint(cert.Leaf); got != want {
 		t.Errorf("logged fingerprint %q, want %q", got, want)
 	}

@@ -181,19 +181,6 @@ func (a *activated) signal(t *testing.T, sig os.Signal) {
 	}
 }
 
-// listenLoopback listens on a TCP port of 127.0.0.1 as systemd does: TCP,
-// not the MPTCP Go's listeners use by default where the kernel has it.
-func listenLoopback(t *testing.T) net.Listener {
-	t.Helper()
-	var lc net.ListenConfig
-	lc.SetMultipathTCP(false)
-	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln
-}
-
 // TestServeSocketActivation runs ktls serve with a listening socket passed
 // as systemd passes it (fd 3, LISTEN_FDS=1, LISTEN_PID, LISTEN_FDNAMES)
 // and NOTIFY_SOCKET and WATCHDOG_USEC set: it logs the socket, sends
