@@ -36,6 +36,7 @@ if [ "$lab" = 1 ]; then
 fi
 command -v openssl >/dev/null || need+=(openssl)  # also scripts/bogo.sh
 command -v xz >/dev/null || need+=(xz-utils)      # scripts/bogo.sh
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)  # ktls bench --run servers (cmd/ktls TestBenchServers)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
 		echo "missing: ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2
