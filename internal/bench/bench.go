@@ -128,9 +128,9 @@ type Result struct {
 	// Server, Scenario and Protocol name a row of the servers scenarios
 	// (Engine is the server, Path "servers-" and the scenario). On the
 	// ktls-serve rows, VsNetHTTP and VsNginxKTLS compare it to net/http
-	// and to nginx-ktls. On the nginx-ktls rows, KernelTLS says whether
-	// nginx used kernel TLS, and TLSStat is the growth of the kernel's
-	// counters (/proc/net/tls_stat) over its rounds.
+	// and to nginx-ktls. On the nginx-ktls and ktls-serve rows, KernelTLS
+	// says whether the server used kernel TLS, and TLSStat is the growth of
+	// the kernel's counters (/proc/net/tls_stat) over its rounds.
 	Server      string           `json:"server,omitempty"`
 	Scenario    string           `json:"scenario,omitempty"`
 	Protocol    string           `json:"protocol,omitempty"`
@@ -200,7 +200,7 @@ type job struct {
 	conns    int // the memory scenario's connections
 	// The servers scenarios: the server, and for ktls-serve the jobs it is
 	// compared to; tlsStat is the growth of the kernel's TLS counters over
-	// the rounds of nginx-ktls (nil: no /proc/net/tls_stat).
+	// the rounds of nginx-ktls and ktls-serve (nil: no /proc/net/tls_stat).
 	server             string
 	vsNetHTTP, vsNginx *job
 	tlsStat            map[string]int64

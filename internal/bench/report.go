@@ -228,7 +228,7 @@ func WriteMarkdown(w io.Writer, results []Result) error {
 }
 
 // writeServers writes the rows of the servers scenarios as a text or
-// Markdown table, then the notes on nginx-ktls's use of kernel TLS.
+// Markdown table, then the notes on the use of kernel TLS.
 func writeServers(w io.Writer, rs []Result, markdown bool) error {
 	head := []string{"server", "scenario", "protocol", "version", "suite", "rate", "server CPU", "client CPU",
 		"vs nginx-ktls: rate (rounds' range)", "server CPU", "vs net/http: rate (rounds' range)", "server CPU", "kernel TLS"}
@@ -267,7 +267,7 @@ func writeServers(w io.Writer, rs []Result, markdown bool) error {
 	if markdown {
 		fmt.Fprintln(w)
 	}
-	// Whether nginx-ktls used kernel TLS, once per verdict.
+	// Whether nginx-ktls and ktls-serve used kernel TLS, once per verdict.
 	said := map[string]bool{}
 	for _, r := range rs {
 		if r.KernelTLS == "" || r.KernelTLS == KernelTLSUsed || said[r.Note] {
@@ -277,7 +277,7 @@ func writeServers(w io.Writer, rs []Result, markdown bool) error {
 		if r.KernelTLS == KernelTLSNotUsed {
 			fmt.Fprintf(w, "%s: %s\n", r.Name(), r.Note)
 		} else {
-			fmt.Fprintf(w, "nginx-ktls: %s\n", r.Note)
+			fmt.Fprintf(w, "%s: %s\n", r.Server, r.Note)
 		}
 	}
 	return nil

@@ -42,8 +42,9 @@ const (
 	ProtoHTTP2 = "HTTP/2"
 )
 
-// Values of Result.KernelTLS: whether nginx-ktls used kernel TLS, from the
-// counters of /proc/net/tls_stat before and after its rounds.
+// Values of Result.KernelTLS: whether nginx-ktls (and ktls-serve) used
+// kernel TLS, from the counters of /proc/net/tls_stat before and after
+// their rounds.
 const (
 	KernelTLSUsed    = "used"
 	KernelTLSNotUsed = "NOT USED"
@@ -117,17 +118,26 @@ func (r *runner) measureServer(ctx context.Context, j *job) (sample, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second+r.o.Duration*2+time.Duration(r.o.Size/10e6)*time.Second)
 	defer cancel()
 
+	var srvProfile string
+	if r.o.ProfileDir != "" {
+		name := strings.NewReplacer("/", "-", " ", "_").Replace(j.res.Name())
+		cli.Profile = filepath.Join(r.o.ProfileDir, fmt.Sprintf("%s.r%d.%s.pprof", name, len(j.rounds)+1, cli.Role))
+		srvProfile = filepath.Join(r.o.ProfileDir, fmt.Sprintf("%s.r%d.%s.pprof", name, len(j.rounds)+1, roleHTTPServer))
+	}
+	// The kernel's TLS counters over the round of a server that should use
+	// kernel TLS.
+	tracked := j.server == ServerNginxKTLS || j.server == ServerKTLS
+	var stat0 map[string]int64
+	var statOK bool
+	if tracked {
+		stat0, statOK = readTLSStat()
+	}
 	var (
 		addr   string
 		server *child
 		ref    refServer
-		stat0  map[string]int64
-		statOK bool
 	)
 	if j.isNginx() {
-		if j.server == ServerNginxKTLS {
-			stat0, statOK = readTLSStat()
-		}
 		prefix, err := os.MkdirTemp(r.dir, "nginx-")
 		if err != nil {
 			return sample{}, err
@@ -141,7 +151,7 @@ func (r *runner) measureServer(ctx context.Context, j *job) (sample, error) {
 		defer ref.Stop()
 		addr = ref.Addr()
 	} else {
-		srv := childSpec{Role: roleHTTPServer, Engine: j.engine, Version: j.sc.version, Suite: j.sc.suite, Dir: r.dir}
+		srv := childSpec{Role: roleHTTPServer, Engine: j.engine, Version: j.sc.version, Suite: j.sc.suite, Dir: r.dir, Profile: srvProfile}
 		var err error
 		if server, err = r.start(ctx, srv, nil); err != nil {
 			return sample{}, err
@@ -158,10 +168,6 @@ func (r *runner) measureServer(ctx context.Context, j *job) (sample, error) {
 		addr = a
 	}
 	cli.Addr = addr
-	if r.o.ProfileDir != "" && server != nil {
-		name := strings.NewReplacer("/", "-", " ", "_").Replace(j.res.Name())
-		cli.Profile = filepath.Join(r.o.ProfileDir, fmt.Sprintf("%s.r%d.%s.pprof", name, len(j.rounds)+1, cli.Role))
-	}
 	client, err := r.start(ctx, cli, nil)
 	if err != nil {
 		return sample{}, err
@@ -200,10 +206,6 @@ func (r *runner) measureServer(ctx context.Context, j *job) (sample, error) {
 		}
 		srvCPU = cpu1 - cpu0
 		ref.Stop()
-		if j.server == ServerNginxKTLS {
-			stat1, ok := readTLSStat()
-			j.addTLSStat(stat0, stat1, statOK || ok)
-		}
 	} else {
 		server.stdin.Close()
 		sres, err := server.result()
@@ -211,6 +213,10 @@ func (r *runner) measureServer(ctx context.Context, j *job) (sample, error) {
 			return sample{}, err
 		}
 		srvCPU = sres.CPU
+	}
+	if tracked {
+		stat1, ok := readTLSStat()
+		j.addTLSStat(stat0, stat1, statOK || ok)
 	}
 	return j.serverSample(srvCPU, cres)
 }
@@ -301,16 +307,20 @@ func (j *job) summarizeServer() {
 	if o := j.vsNginx; o != nil && len(o.rounds) == len(j.rounds) {
 		r.VsNginxKTLS = j.serverRatio(o)
 	}
-	if j.server == ServerNginxKTLS {
+	if j.server == ServerNginxKTLS || j.server == ServerKTLS {
+		why, fallback := "is OpenSSL built with kTLS?", "nginx-ktls ran like nginx"
+		if j.server == ServerKTLS {
+			why, fallback = "ktls-serve ran in user space", "ktls-serve used its user-space engine"
+		}
 		switch {
 		case j.tlsStat == nil:
 			r.KernelTLS = KernelTLSNone
-			r.Note = "no /proc/net/tls_stat: no kernel TLS on this host, nginx-ktls ran like nginx"
+			r.Note = "no /proc/net/tls_stat: no kernel TLS on this host, " + fallback
 		case j.tlsStat["TlsTxSw"]+j.tlsStat["TlsTxDevice"] > 0:
 			r.KernelTLS, r.Note = KernelTLSUsed, ""
 		default:
 			r.KernelTLS = KernelTLSNotUsed
-			r.Note = "WARNING: the kernel's TLS counters (/proc/net/tls_stat TlsTxSw, TlsTxDevice) did not move: nginx-ktls did not use kernel TLS (is OpenSSL built with kTLS?)"
+			r.Note = "WARNING: the kernel's TLS counters (/proc/net/tls_stat TlsTxSw, TlsTxDevice) did not move: " + j.server + " did not use kernel TLS (" + why + ")"
 		}
 		r.TLSStat = j.tlsStat
 	}
