@@ -51,8 +51,6 @@ const (
 	MethodHTTPLarge    = "http-large"    // GET a large file, HTTP/1.1
 	MethodHTTPSmall    = "http-4k"       // GET a 4 KiB file, concurrent clients
 	MethodMemory       = "memory"        // the file server's memory per keep-alive connection (see memStates)
-	// The servers scenarios' paths are "servers-" and the scenario (see
-	// ScenarioLarge...).
 )
 
 // Options configure a run.
@@ -392,6 +390,10 @@ func (j *job) selected(filter []string) bool {
 
 // summarize fills in the Result from the rounds.
 func (j *job) summarize() {
+	if j.server != "" {
+		j.summarizeServer()
+		return
+	}
 	r := j.res
 	r.Rounds = len(j.rounds)
 	med := func(f func(s sample) float64) float64 {
@@ -417,10 +419,6 @@ func (j *job) summarize() {
 	ratio := func(f func(s sample) float64) float64 {
 		v := ratios(f)
 		return v[len(v)/2]
-	}
-	if j.server != "" {
-		j.summarizeServer()
-		return
 	}
 	if j.baseline != nil {
 		r.Baseline = j.baseline.res.Name()

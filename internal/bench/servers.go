@@ -69,8 +69,11 @@ func addServers(jobs []*job, engine string) []*job {
 					j := &job{res: &Result{Path: path, Engine: server, Version: versionName(sc.version), Suite: sc.name, Available: true,
 						Server: server, Scenario: scenario, Protocol: proto},
 						sc: sc, engine: engine, method: path, server: server}
-					if server == ServerNetHTTP {
+					switch server {
+					case ServerNetHTTP:
 						j.engine = EngineCryptoTLS
+					case ServerNginxKTLS, ServerNginx:
+						j.engine = "" // not a child of this program
 					}
 					row = append(row, j)
 				}
