@@ -95,7 +95,7 @@ func benchFlags(w io.Writer) (*flag.FlagSet, *benchOptions) {
 	fs.Func("write-size", "bytes per Write on the write paths, `SIZE` (default 256KiB)", sizeFlag(&o.writeSize))
 	fs.DurationVar(&o.duration, "duration", 2*time.Second, "how long the handshake and 4 KiB HTTP scenarios run, `DURATION`")
 	fs.IntVar(&o.rounds, "rounds", 3, "run every path `N` times, interleaved")
-	fs.IntVar(&o.concurrency, "concurrency", 8, "`N` concurrent clients in the 4 KiB HTTP scenario (default 16 in the servers scenarios)")
+	fs.IntVar(&o.concurrency, "concurrency", 8, "`N` concurrent clients in the 4 KiB HTTP scenario; the servers scenarios have 16 unless given")
 	fs.IntVar(&o.memConns, "mem-conns", 2000, "`N` keep-alive connections in the memory scenario")
 	fs.StringVar(&o.nginx, "nginx", "", "the nginx executable of the servers scenarios, `PATH` (default: nginx in PATH, else /usr/sbin/nginx)")
 	fs.StringVar(&o.run, "run", "", "measure only the paths whose name (as in the table: engine path version suite) contains one of the comma-separated `STRINGS`, and their baselines")

@@ -166,7 +166,8 @@ func TestParseSize(t *testing.T) {
 }
 
 // haveNginx reports whether ktls bench finds nginx (in PATH or
-// /usr/sbin); in CI its absence fails the test.
+// /usr/sbin); in CI its absence fails the test, except in the kernel lab,
+// whose guest has nginx only when asked for.
 func haveNginx(t *testing.T) bool {
 	if _, err := exec.LookPath("nginx"); err == nil {
 		return true
@@ -174,7 +175,7 @@ func haveNginx(t *testing.T) bool {
 	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
 		return true
 	}
-	if os.Getenv("CI") == "true" {
+	if os.Getenv("CI") == "true" && os.Getenv("KTLS_LAB") != "1" {
 		t.Fatal("nginx is missing (apt package nginx)")
 	}
 	t.Log("nginx is missing: its rows are not measured")
@@ -192,6 +193,9 @@ func TestBenchServers(t *testing.T) {
 	nginx := haveNginx(t)
 	plot := t.TempDir() + "/servers.png"
 	scenarios := []string{"servers-4k HTTP/1.1 TLS 1.3", "servers-newconn HTTP/2 TLS 1.2", "servers-64k HTTP/2 TLS 1.3", "servers-large HTTP/1.1 TLS 1.2"}
+	if os.Getenv("KTLS_LAB") == "1" {
+		scenarios = scenarios[:2] // an emulated CPU
+	}
 	args := []string{"bench", "--rounds", "1", "--size", "2MiB", "--duration", "100ms", "--concurrency", "2", "--json", "--plot", plot,
 		"--run", strings.Join(scenarios, ",")}
 	var stdout, stderr bytes.Buffer
