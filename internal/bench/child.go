@@ -618,7 +618,7 @@ func (s *childSpec) httpClient(stdin io.Reader, stdout io.Writer) (*childResult,
 	cfg, _ := s.tlsConfig(false)
 	newTransport := func() *http.Transport {
 		tr := &http.Transport{
-			TLSClientConfig:    cfg,
+			TLSClientConfig:    cfg.Clone(), // its HTTP/2 set-up writes NextProtos
 			Protocols:          new(http.Protocols),
 			DisableCompression: true,
 			DisableKeepAlives:  s.NewConn && !s.HTTP2,
