@@ -98,7 +98,7 @@ func benchFlags(w io.Writer) (*flag.FlagSet, *benchOptions) {
 	fs.IntVar(&o.concurrency, "concurrency", 8, "`N` concurrent clients in the 4 KiB HTTP scenario; the servers scenarios have 16 unless given")
 	fs.IntVar(&o.memConns, "mem-conns", 2000, "`N` keep-alive connections in the memory scenario")
 	fs.StringVar(&o.nginx, "nginx", "", "the nginx executable of the servers scenarios, `PATH` (default: nginx in PATH, else /usr/sbin/nginx)")
-	fs.StringVar(&o.run, "run", "", "measure only the paths whose name (as in the table: engine path version suite) contains one of the comma-separated `STRINGS`, and their baselines")
+	fs.StringVar(&o.run, "run", "", "measure only the paths whose name (as in the table: engine path [protocol] version suite) contains one of the comma-separated `STRINGS`, and their baselines; the servers scenarios only for a string that contains \"servers\"")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of every sender and receiver process into `DIR` (go tool pprof)")
 	fs.Usage = func() {
 		fmt.Fprint(w, benchUsage)
@@ -259,8 +259,9 @@ func (o *benchOptions) results(ctx context.Context, stderr io.Writer) ([]bench.R
 		Command:     []string{exe, "bench"},
 		ProfileDir:  o.cpuprofile,
 		Nginx:       o.nginx,
+
+		ServerConcurrency: o.serverConns,
 	}
-	bo.ServerConcurrency = o.serverConns
 	if o.cpuprofile != "" {
 		if err := os.MkdirAll(o.cpuprofile, 0o755); err != nil {
 			return nil, err
