@@ -680,8 +680,10 @@ func (s *childSpec) httpClient(stdin io.Reader, stdout io.Writer) (*childResult,
 	for _, tr := range trs {
 		wg.Go(func() {
 			buf := make([]byte, 256<<10)
-			for {
-				if s.Size > 0 && bytes.Load() >= s.Size || s.Size == 0 && time.Since(m.start) >= s.Duration {
+			// Every client makes one request at least, however late
+			// it starts on a busy machine.
+			for first := true; ; first = false {
+				if !first && (s.Size > 0 && bytes.Load() >= s.Size || s.Size == 0 && time.Since(m.start) >= s.Duration) {
 					return
 				}
 				if s.NewConn {
