@@ -36,7 +36,7 @@ fi
 command -v openssl >/dev/null || need+=(openssl)  # also scripts/bogo.sh
 command -v curl >/dev/null || need+=(curl)        # the lab; cmd/ktls's and ktlshttp's curl tests
 command -v xz >/dev/null || need+=(xz-utils)      # scripts/bogo.sh
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)  # internal/nginxref
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)  # internal/nginxref, ktls bench --run servers
 command -v systemd-socket-activate >/dev/null || need+=(systemd)  # cmd/ktls TestServeSystemdSocketActivate
 command -v haproxy >/dev/null || need+=(haproxy)   # cmd/ktls: TestHAProxy*
 if [ ${#need[@]} -gt 0 ]; then

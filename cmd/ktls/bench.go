@@ -34,6 +34,19 @@ memory: --mem-conns keep-alive connections, idle after the handshake, after
 a 1 KiB GET and after a 300 KiB GET, the server's resident set and Go heap
 per connection (after garbage collection) against net/http + crypto/tls.
 
+--run servers compares servers instead, with the same Go client for all:
+ktls-serve (ktls serve's server, kernel engine where the kernel has TLS),
+net/http (+ crypto/tls), nginx-ktls (nginx, 1 worker, sendfile, ssl_conf_command
+Options KTLS) and nginx (the same without kernel TLS), on a large file
+(throughput, server CPU per GB), 4 KiB and 64 KiB files over 16 keep-alive
+connections and new connections (requests or connections per second,
+server CPU per request), each over HTTP/1.1 and HTTP/2 and TLS 1.3 and 1.2
+with AES-128-GCM; with the ratios of ktls-serve to nginx-ktls and to
+net/http. The server CPU of nginx is that of its processes (/proc/PID/stat).
+Whether nginx-ktls used kernel TLS is read from /proc/net/tls_stat. Without
+nginx (--nginx) its rows are left out, unless --run names nginx. These
+scenarios run only when --run asks for them (a string with "servers").
+
 Each sender and each receiver runs in its own process (this program,
 re-executed), so that CPU time is attributed to one side. Values are medians
 over --rounds; ratios are medians of the per-round ratios, and "rounds'
@@ -60,6 +73,8 @@ type benchOptions struct {
 	rounds      int
 	concurrency int
 	memConns    int
+	serverConns int
+	nginx       string
 	run         string
 	cpuprofile  string
 }
@@ -80,9 +95,10 @@ func benchFlags(w io.Writer) (*flag.FlagSet, *benchOptions) {
 	fs.Func("write-size", "bytes per Write on the write paths, `SIZE` (default 256KiB)", sizeFlag(&o.writeSize))
 	fs.DurationVar(&o.duration, "duration", 2*time.Second, "how long the handshake and 4 KiB HTTP scenarios run, `DURATION`")
 	fs.IntVar(&o.rounds, "rounds", 3, "run every path `N` times, interleaved")
-	fs.IntVar(&o.concurrency, "concurrency", 8, "`N` concurrent clients in the 4 KiB HTTP scenario")
+	fs.IntVar(&o.concurrency, "concurrency", 8, "`N` concurrent clients in the 4 KiB HTTP scenario; the servers scenarios have 16 unless given")
 	fs.IntVar(&o.memConns, "mem-conns", 2000, "`N` keep-alive connections in the memory scenario")
-	fs.StringVar(&o.run, "run", "", "measure only the paths whose name (as in the table: engine path version suite) contains one of the comma-separated `STRINGS`, and their baselines")
+	fs.StringVar(&o.nginx, "nginx", "", "the nginx executable of the servers scenarios, `PATH` (default: nginx in PATH, else /usr/sbin/nginx)")
+	fs.StringVar(&o.run, "run", "", "measure only the paths whose name (as in the table: engine path [protocol] version suite) contains one of the comma-separated `STRINGS`, and their baselines; the servers scenarios only for a string that contains \"servers\"")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of every sender and receiver process into `DIR` (go tool pprof)")
 	fs.Usage = func() {
 		fmt.Fprint(w, benchUsage)
@@ -149,6 +165,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "ktls bench: %v\n", err)
 		return 1
 	}
+	for _, r := range results {
+		if r.KernelTLS == bench.KernelTLSNotUsed {
+			fmt.Fprintf(stderr, "ktls bench: %s: %s\n", r.Name(), r.Note)
+		}
+	}
 	if o.plot != "" {
 		if err := bench.WritePlot(o.plot, o.plotTitle(), results); err != nil {
 			fmt.Fprintf(stderr, "ktls bench: %v\n", err)
@@ -178,6 +199,10 @@ func (o *benchOptions) check(given map[string]bool) error {
 	}
 	if o.writeSize == 0 {
 		o.writeSize = 256 << 10
+	}
+	o.serverConns = 16
+	if given["concurrency"] {
+		o.serverConns = o.concurrency
 	}
 	if o.quick {
 		if !given["size"] {
@@ -233,6 +258,9 @@ func (o *benchOptions) results(ctx context.Context, stderr io.Writer) ([]bench.R
 		MemConns:    o.memConns,
 		Command:     []string{exe, "bench"},
 		ProfileDir:  o.cpuprofile,
+		Nginx:       o.nginx,
+
+		ServerConcurrency: o.serverConns,
 	}
 	if o.cpuprofile != "" {
 		if err := os.MkdirAll(o.cpuprofile, 0o755); err != nil {

@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"maps"
 	"os"
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
@@ -159,5 +162,145 @@ func TestParseSize(t *testing.T) {
 		if _, err := parseSize(s); err == nil {
 			t.Errorf("parseSize(%q): no error", s)
 		}
+	}
+}
+
+// haveNginx reports whether ktls bench finds nginx (in PATH or
+// /usr/sbin); in CI its absence fails the test, except in the kernel lab,
+// whose guest has nginx only when asked for.
+func haveNginx(t *testing.T) bool {
+	if _, err := exec.LookPath("nginx"); err == nil {
+		return true
+	}
+	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
+		return true
+	}
+	if os.Getenv("CI") == "true" && os.Getenv("KTLS_LAB") != "1" {
+		t.Fatal("nginx is missing (apt package nginx)")
+	}
+	t.Log("nginx is missing: its rows are not measured")
+	return false
+}
+
+// TestBenchServers runs a few of the servers scenarios, briefly, with
+// every server (nginx where it is installed) and checks the rows, the
+// ratios and the verdicts on kernel TLS; it asserts nothing about the
+// numbers.
+func TestBenchServers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes and nginx")
+	}
+	nginx := haveNginx(t)
+	plot := t.TempDir() + "/servers.png"
+	scenarios := []string{"servers-4k HTTP/1.1 TLS 1.3", "servers-newconn HTTP/2 TLS 1.2", "servers-64k HTTP/2 TLS 1.3", "servers-large HTTP/1.1 TLS 1.2"}
+	if os.Getenv("KTLS_LAB") == "1" {
+		scenarios = scenarios[:2] // an emulated CPU
+	}
+	args := []string{"bench", "--rounds", "1", "--size", "2MiB", "--duration", "100ms", "--concurrency", "2", "--json", "--plot", plot,
+		"--run", strings.Join(scenarios, ",")}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
+		t.Fatalf("ktls bench: exit %d\n%s", code, stderr.String())
+	}
+	results, err := bench.ReadJSON(&stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]bench.Result{}
+	for _, r := range results {
+		rows[r.Name()] = r
+	}
+	for _, sc := range scenarios {
+		for _, server := range []string{bench.ServerKTLS, bench.ServerNetHTTP, bench.ServerNginxKTLS, bench.ServerNginx} {
+			name := server + " " + sc + " AES-128-GCM"
+			r, ok := rows[name]
+			isNginx := strings.HasPrefix(server, "nginx")
+			switch {
+			case !ok:
+				t.Errorf("no row %s; got %v", name, slices.Collect(maps.Keys(rows)))
+				continue
+			case isNginx && !nginx:
+				if r.Available || !strings.Contains(r.Reason, "nginx not found") {
+					t.Errorf("%s without nginx: %+v", name, r)
+				}
+				continue
+			case !r.Available || r.Server != server || r.Scenario == "" || r.Protocol == "":
+				t.Errorf("%s: %+v", name, r)
+				continue
+			case r.ThroughputGbps <= 0 && r.OpsPerSecond <= 0:
+				t.Errorf("%s: nothing measured: %+v", name, r)
+			}
+			if server == bench.ServerKTLS && (r.VsNetHTTP == nil || r.VsNetHTTP.Rate <= 0 || (r.VsNginxKTLS != nil) != nginx) {
+				t.Errorf("%s: ratios %+v %+v", name, r.VsNetHTTP, r.VsNginxKTLS)
+			}
+			// The kernel's TLS counters moved for the servers that use
+			// kernel TLS where the kernel has it.
+			want := ""
+			if server == bench.ServerKTLS || server == bench.ServerNginxKTLS {
+				want = bench.KernelTLSNone
+				if kernel.Supported() == nil {
+					want = bench.KernelTLSUsed
+				}
+			}
+			if r.KernelTLS != want {
+				t.Errorf("%s: kernel TLS %q, want %q (%s; tls_stat %v)", name, r.KernelTLS, want, r.Note, r.TLSStat)
+			}
+		}
+	}
+	if b, err := os.ReadFile(plot); err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {
+		t.Errorf("plot: %v", err)
+	}
+	var table bytes.Buffer
+	bench.WriteTable(&table, results)
+	t.Logf("\n%s", table.String())
+}
+
+// TestBenchServersNoNginx: without nginx the servers scenarios leave its
+// rows out with a note, unless --run names nginx; and a run where
+// nginx-ktls's kernel TLS counters did not move warns.
+func TestBenchServersNoNginx(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	missing := t.TempDir() + "/no-nginx"
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"bench", "--nginx", missing, "--rounds", "1", "--duration", "50ms", "--concurrency", "1",
+		"--run", "servers-4k HTTP/1.1 TLS 1.3", "--json"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("ktls bench: exit %d\n%s", code, stderr.String())
+	}
+	results, err := bench.ReadJSON(&stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var measured, left []string
+	for _, r := range results {
+		if r.Available {
+			measured = append(measured, r.Server)
+		} else if strings.Contains(r.Reason, "nginx not found") {
+			left = append(left, r.Server)
+		}
+	}
+	if !slices.Equal(measured, []string{bench.ServerKTLS, bench.ServerNetHTTP}) || !slices.Equal(left, []string{bench.ServerNginxKTLS, bench.ServerNginx}) {
+		t.Errorf("measured %v, left out %v", measured, left)
+	}
+
+	stdout.Reset()
+	stderr.Reset()
+	if code := run(context.Background(), []string{"bench", "--nginx", missing, "--run", "nginx-ktls servers-4k"}, &stdout, &stderr); code != 1 ||
+		!strings.Contains(stderr.String(), "nginx-ktls servers-4k") {
+		t.Errorf("nginx asked for but missing: exit %d\n%s", code, stderr.String())
+	}
+
+	saved := t.TempDir() + "/r.json"
+	var js bytes.Buffer
+	bench.WriteJSON(&js, []bench.Result{{Engine: bench.ServerNginxKTLS, Server: bench.ServerNginxKTLS, Path: "servers-4k", Scenario: "4k",
+		Protocol: bench.ProtoHTTP1, Version: "TLS 1.3", Suite: "AES-128-GCM", Available: true, OpsPerSecond: 1, Rounds: 1,
+		KernelTLS: bench.KernelTLSNotUsed, Note: "WARNING: did not move", TLSStat: map[string]int64{"TlsTxSw": 0}}})
+	os.WriteFile(saved, js.Bytes(), 0o644)
+	stdout.Reset()
+	stderr.Reset()
+	if code := run(context.Background(), []string{"bench", "--from", saved}, &stdout, &stderr); code != 0 ||
+		!strings.Contains(stderr.String(), "WARNING") || !strings.Contains(stdout.String(), "WARNING") {
+		t.Errorf("kernel TLS not used: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
 	}
 }

@@ -71,11 +71,18 @@ type Options struct {
 	Concurrency int
 	// MemConns is the number of connections of the memory scenario.
 	MemConns int
+	// ServerConcurrency is the number of connections of the servers
+	// scenarios with keep-alive and new connections.
+	ServerConcurrency int
+	// Nginx is the nginx executable of the servers scenarios; "" means
+	// nginx in PATH, else /usr/sbin/nginx.
+	Nginx string
 	// Command is the program and arguments that re-execute this binary as a
 	// child (ChildEnv is added to its environment).
 	Command []string
 	// Filter, if not empty, keeps only the paths whose name (see
-	// Result.Name) contains one of its strings.
+	// Result.Name) contains one of its strings. The servers scenarios run
+	// only when asked for: by a string that contains "servers".
 	Filter []string
 	// ProfileDir, if not empty, is a directory where every child writes
 	// a CPU profile (go tool pprof), named after the path, round and role.
@@ -116,14 +123,27 @@ type Result struct {
 	// number of connections and the memory per connection in each state.
 	Conns  int        `json:"conns,omitempty"`
 	Memory []MemState `json:"memory,omitempty"`
-	Rounds int        `json:"rounds"`
-	Note   string     `json:"note,omitempty"`
+	// Server, Scenario and Protocol name a row of the servers scenarios
+	// (Engine is the server, Path "servers-" and the scenario). On the
+	// ktls-serve rows, VsNetHTTP and VsNginxKTLS compare it to net/http
+	// and to nginx-ktls. On the nginx-ktls and ktls-serve rows, KernelTLS
+	// says whether the server used kernel TLS, and TLSStat is the growth of
+	// the kernel's counters (/proc/net/tls_stat) over its rounds.
+	Server      string           `json:"server,omitempty"`
+	Scenario    string           `json:"scenario,omitempty"`
+	Protocol    string           `json:"protocol,omitempty"`
+	VsNetHTTP   *ServerRatio     `json:"vs_net_http,omitempty"`
+	VsNginxKTLS *ServerRatio     `json:"vs_nginx_ktls,omitempty"`
+	KernelTLS   string           `json:"kernel_tls,omitempty"`
+	TLSStat     map[string]int64 `json:"tls_stat_delta,omitempty"`
+	Rounds      int              `json:"rounds"`
+	Note        string           `json:"note,omitempty"`
 }
 
-// Name is "engine method version suite", the path's name in tables and
-// plots.
+// Name is "engine method [protocol] version suite", the path's name in
+// tables and plots.
 func (r *Result) Name() string {
-	return strings.Join(slices.DeleteFunc([]string{r.Engine, r.Path, r.Version, r.Suite},
+	return strings.Join(slices.DeleteFunc([]string{r.Engine, r.Path, r.Protocol, r.Version, r.Suite},
 		func(s string) bool { return s == "" }), " ")
 }
 
@@ -176,6 +196,12 @@ type job struct {
 	method   string
 	rounds   []sample
 	conns    int // the memory scenario's connections
+	// The servers scenarios: the server, and for ktls-serve the jobs it is
+	// compared to; tlsStat is the growth of the kernel's TLS counters over
+	// the rounds of nginx-ktls and ktls-serve (nil: no /proc/net/tls_stat).
+	server             string
+	vsNetHTTP, vsNginx *job
+	tlsStat            map[string]int64
 }
 
 // sample is one round of one job.
@@ -259,12 +285,15 @@ func plan(kernelErr error) []*job {
 	if kernelErr == nil {
 		add(EngineKernel, MethodMemory, none, base).res.Engine = "ktls-serve(" + EngineKernel + ")"
 	}
-	return jobs
+	return addServers(jobs, engine)
 }
 
 // Run measures every path and returns one Result per path, unavailable
 // ones included.
 func Run(ctx context.Context, o Options) ([]Result, error) {
+	if o.ServerConcurrency <= 0 {
+		o.ServerConcurrency = 16
+	}
 	if o.Size <= 0 || o.WriteSize <= 0 || o.Rounds <= 0 || o.Concurrency <= 0 || o.Duration <= 0 || o.MemConns <= 0 {
 		return nil, errors.New("bench: size, write size, rounds, concurrency, memory connections and duration must be positive")
 	}
@@ -289,20 +318,36 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 		}
 	}
 
+	if err := prepareServers(dir); err != nil {
+		return nil, err
+	}
+
 	jobs := plan(kernel.Supported())
+	nginx, nginxErr := findNginx(o.Nginx)
+	for _, j := range jobs {
+		if j.isNginx() && nginxErr != nil {
+			if nginxRequested(o.Filter) && j.selected(o.Filter) {
+				return nil, fmt.Errorf("%s asked for by --run: %w", j.res.Name(), nginxErr)
+			}
+			j.res.Available, j.res.Reason = false, "nginx not found (--nginx PATH): "+nginxErr.Error()
+		}
+	}
 	var todo []*job
 	for _, j := range jobs {
 		if j.res.Available && j.selected(o.Filter) {
 			todo = append(todo, j)
 		}
 	}
-	// A selected path needs its baseline.
+	// A selected path needs its baseline, ktls-serve the servers it is
+	// compared to.
 	for _, j := range slices.Clone(todo) {
-		if j.baseline != nil && !slices.Contains(todo, j.baseline) {
-			todo = append(todo, j.baseline)
+		for _, dep := range []*job{j.baseline, j.vsNetHTTP, j.vsNginx} {
+			if dep != nil && dep.res.Available && !slices.Contains(todo, dep) {
+				todo = append(todo, dep)
+			}
 		}
 	}
-	r := &runner{o: o, file: file, dir: dir}
+	r := &runner{o: o, file: file, dir: dir, nginx: nginx}
 	total := len(todo) * o.Rounds
 	for round := range o.Rounds {
 		for i, j := range todo {
@@ -335,14 +380,20 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 
 func (j *job) selected(filter []string) bool {
 	if len(filter) == 0 {
-		return true
+		return j.server == ""
 	}
 	name := j.res.Name()
-	return slices.ContainsFunc(filter, func(f string) bool { return strings.Contains(name, f) })
+	return slices.ContainsFunc(filter, func(f string) bool {
+		return strings.Contains(name, f) && (j.server == "" || strings.Contains(f, serversKeyword))
+	})
 }
 
 // summarize fills in the Result from the rounds.
 func (j *job) summarize() {
+	if j.server != "" {
+		j.summarizeServer()
+		return
+	}
 	r := j.res
 	r.Rounds = len(j.rounds)
 	med := func(f func(s sample) float64) float64 {
@@ -413,9 +464,10 @@ func writeRandomFile(name string, size int64) error {
 
 // runner starts the child processes of measurements.
 type runner struct {
-	o    Options
-	file string
-	dir  string
+	o     Options
+	file  string
+	dir   string
+	nginx string // the nginx executable, "" if none
 }
 
 // measure runs one round of one job.
@@ -423,6 +475,9 @@ func (r *runner) measure(ctx context.Context, j *job) (sample, error) {
 	if j.method == MethodMemory {
 		j.conns = r.o.MemConns
 		return r.measureMemory(ctx, j)
+	}
+	if j.server != "" {
+		return r.measureServer(ctx, j)
 	}
 	spec := childSpec{Engine: j.engine, Method: j.method, Version: j.sc.version, Suite: j.sc.suite}
 	var srv, cli childSpec

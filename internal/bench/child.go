@@ -60,7 +60,9 @@ type childSpec struct {
 	URLPath     string        `json:"url_path,omitempty"`
 	Concurrency int           `json:"concurrency,omitempty"`
 	Duration    time.Duration `json:"duration,omitempty"`
-	Profile     string        `json:"profile,omitempty"` // write a CPU profile here
+	Profile     string        `json:"profile,omitempty"`  // write a CPU profile here
+	HTTP2       bool          `json:"http2,omitempty"`    // http-client: HTTP/2 only (else HTTP/1.1 only)
+	NewConn     bool          `json:"new_conn,omitempty"` // http-client: every request on a new connection
 
 	configs *configs // set by RunChild
 }
@@ -608,39 +610,56 @@ func (s *childSpec) httpServer(stdin io.Reader, stdout io.Writer) (*childResult,
 	return res, nil
 }
 
-// httpClient GETs URLPath with Concurrency clients until Size bytes have
-// arrived (Size > 0) or for Duration, over HTTP/1.1 and crypto/tls.
+// httpClient GETs URLPath with Concurrency clients, each on its own
+// connection (with NewConn, a new connection for every request), until Size
+// bytes have arrived (Size > 0) or for Duration, over HTTP/1.1 (or HTTP/2
+// with HTTP2) and crypto/tls.
 func (s *childSpec) httpClient(stdin io.Reader, stdout io.Writer) (*childResult, error) {
 	cfg, _ := s.tlsConfig(false)
-	tr := &http.Transport{
-		TLSClientConfig:     cfg,
-		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/1.1 only
-		MaxIdleConnsPerHost: s.Concurrency,
-		DisableCompression:  true,
+	newTransport := func() *http.Transport {
+		tr := &http.Transport{
+			TLSClientConfig:    cfg.Clone(), // its HTTP/2 set-up writes NextProtos
+			Protocols:          new(http.Protocols),
+			DisableCompression: true,
+			DisableKeepAlives:  s.NewConn && !s.HTTP2,
+		}
+		tr.Protocols.SetHTTP1(!s.HTTP2)
+		tr.Protocols.SetHTTP2(s.HTTP2)
+		return tr
 	}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr}
-	url := "https://" + s.Addr + s.URLPath
-	get := func(url string, buf []byte) (int64, error) {
-		resp, err := client.Get(url)
+	var state atomic.Pointer[tls.ConnectionState]
+	get := func(tr *http.Transport, url string, buf []byte) (int64, error) {
+		resp, err := (&http.Client{Transport: tr}).Get(url)
 		if err != nil {
 			return 0, err
 		}
 		n, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{resp.Body}, buf)
 		resp.Body.Close()
-		if err == nil && resp.StatusCode != http.StatusOK {
+		if s.NewConn {
+			tr.CloseIdleConnections()
+		}
+		switch {
+		case err != nil:
+		case resp.StatusCode != http.StatusOK:
 			err = fmt.Errorf("GET %s: %s", url, resp.Status)
+		case s.HTTP2 != (resp.ProtoMajor == 2):
+			err = fmt.Errorf("GET %s: answered over %s", url, resp.Proto)
+		case resp.TLS != nil:
+			state.Store(resp.TLS)
 		}
 		return n, err
 	}
 	// Warm up: each client connects (and handshakes) with one small
 	// request; then the parent tells the server to start measuring and
 	// says "go" on stdin.
+	trs := make([]*http.Transport, s.Concurrency)
 	var wg sync.WaitGroup
 	errc := make(chan error, s.Concurrency)
-	for range s.Concurrency {
+	for i := range trs {
+		trs[i] = newTransport()
+		defer trs[i].CloseIdleConnections()
 		wg.Go(func() {
-			if _, err := get("https://"+s.Addr+"/small.bin", make([]byte, 8<<10)); err != nil {
+			if _, err := get(trs[i], "https://"+s.Addr+"/small.bin", make([]byte, 8<<10)); err != nil {
 				errc <- err
 			}
 		})
@@ -656,15 +675,21 @@ func (s *childSpec) httpClient(stdin io.Reader, stdout io.Writer) (*childResult,
 		return nil, fmt.Errorf("waiting for go: %w", err)
 	}
 	var bytes, ops atomic.Int64
+	url := "https://" + s.Addr + s.URLPath
 	m := startMeter(false)
-	for range s.Concurrency {
+	for _, tr := range trs {
 		wg.Go(func() {
 			buf := make([]byte, 256<<10)
-			for {
-				if s.Size > 0 && bytes.Load() >= s.Size || s.Size == 0 && time.Since(m.start) >= s.Duration {
+			// Every client makes one request at least, however late
+			// it starts on a busy machine.
+			for first := true; ; first = false {
+				if !first && (s.Size > 0 && bytes.Load() >= s.Size || s.Size == 0 && time.Since(m.start) >= s.Duration) {
 					return
 				}
-				n, err := get(url, buf)
+				if s.NewConn {
+					tr = newTransport()
+				}
+				n, err := get(tr, url, buf)
 				if err != nil {
 					errc <- err
 					return
@@ -680,6 +705,9 @@ func (s *childSpec) httpClient(stdin io.Reader, stdout io.Writer) (*childResult,
 	case err := <-errc:
 		return nil, err
 	default:
+	}
+	if st := state.Load(); st != nil {
+		res.Version, res.Suite = st.Version, st.CipherSuite
 	}
 	return res, nil
 }

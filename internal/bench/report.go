@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 )
 
@@ -33,10 +34,12 @@ func ReadJSON(r io.Reader) ([]Result, error) {
 // handshakes and HTTP scenarios (operations per second), then the memory
 // scenario, then the paths that could not run and why.
 func WriteTable(w io.Writer, results []Result) error {
-	var bulk, ops, mem []Result
+	var bulk, ops, mem, srv []Result
 	for _, r := range results {
 		switch {
 		case !r.Available:
+		case r.Server != "":
+			srv = append(srv, r)
 		case r.Memory != nil:
 			mem = append(mem, r)
 		case r.OpsPerSecond != 0:
@@ -79,6 +82,14 @@ func WriteTable(w io.Writer, results []Result) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if len(srv) > 0 {
+		if len(bulk)+len(ops)+len(mem) > 0 {
+			fmt.Fprintln(w)
+		}
+		if err := writeServers(w, srv, false); err != nil {
+			return err
+		}
 	}
 	// Unavailable paths, grouped by reason.
 	var reasons []string
@@ -146,10 +157,12 @@ func syscalls(v float64) string {
 // WriteMarkdown writes the results as Markdown tables, as WriteTable does
 // in text.
 func WriteMarkdown(w io.Writer, results []Result) error {
-	var bulk, ops, mem []Result
+	var bulk, ops, mem, srv []Result
 	for _, r := range results {
 		switch {
 		case !r.Available:
+		case r.Server != "":
+			srv = append(srv, r)
 		case r.Memory != nil:
 			mem = append(mem, r)
 		case r.OpsPerSecond != 0:
@@ -192,6 +205,14 @@ func WriteMarkdown(w io.Writer, results []Result) error {
 				r.Engine, r.Conns, m.State, kB(m.RSS), m.Heap/1e3, memRatio(m.RSSRatio), memRatio(m.HeapRatio))
 		}
 	}
+	if len(srv) > 0 {
+		if len(bulk)+len(ops)+len(mem) > 0 {
+			fmt.Fprintln(w)
+		}
+		if err := writeServers(w, srv, true); err != nil {
+			return err
+		}
+	}
 	first := true
 	for _, r := range results {
 		if r.Available {
@@ -204,4 +225,78 @@ func WriteMarkdown(w io.Writer, results []Result) error {
 		fmt.Fprintf(w, "- %s: %s\n", r.Name(), r.Reason)
 	}
 	return nil
+}
+
+// writeServers writes the rows of the servers scenarios as a text or
+// Markdown table, then the notes on the use of kernel TLS.
+func writeServers(w io.Writer, rs []Result, markdown bool) error {
+	head := []string{"server", "scenario", "protocol", "version", "suite", "rate", "server CPU", "client CPU",
+		"vs nginx-ktls: rate (rounds' range)", "server CPU", "vs net/http: rate (rounds' range)", "server CPU", "kernel TLS"}
+	var tw *tabwriter.Writer
+	row := func(cells []string) {
+		if markdown {
+			fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
+		} else {
+			fmt.Fprintf(tw, "%s\t\n", strings.Join(cells, "\t"))
+		}
+	}
+	if markdown {
+		row(head)
+		fmt.Fprintln(w, "|---|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|---|")
+	} else {
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		row(head)
+	}
+	for _, r := range rs {
+		rate, snd, rcv := fmt.Sprintf("%.0f req/s", r.OpsPerSecond), fmt.Sprintf("%.0f µs/req", r.SenderCPUPerOpUs), fmt.Sprintf("%.0f µs/req", r.ReceiverCPUPerOpUs)
+		switch r.Scenario {
+		case ScenarioLarge:
+			rate, snd, rcv = fmt.Sprintf("%.2f Gbit/s", r.ThroughputGbps), fmt.Sprintf("%.3f s/GB", r.SenderCPUPerGB), fmt.Sprintf("%.3f s/GB", r.ReceiverCPUPerGB)
+		case ScenarioNewConn:
+			rate, snd, rcv = fmt.Sprintf("%.0f conn/s", r.OpsPerSecond), fmt.Sprintf("%.0f µs/conn", r.SenderCPUPerOpUs), fmt.Sprintf("%.0f µs/conn", r.ReceiverCPUPerOpUs)
+		}
+		nx, nxCPU := serverRatioCells(r.VsNginxKTLS)
+		nh, nhCPU := serverRatioCells(r.VsNetHTTP)
+		row([]string{r.Server, r.Scenario, r.Protocol, r.Version, r.Suite, rate, snd, rcv, nx, nxCPU, nh, nhCPU, dash(r.KernelTLS)})
+	}
+	if tw != nil {
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if markdown {
+		fmt.Fprintln(w)
+	}
+	// Whether nginx-ktls and ktls-serve used kernel TLS, once per verdict.
+	said := map[string]bool{}
+	for _, r := range rs {
+		if r.KernelTLS == "" || r.KernelTLS == KernelTLSUsed || said[r.Note] {
+			continue
+		}
+		said[r.Note] = true
+		if r.KernelTLS == KernelTLSNotUsed {
+			fmt.Fprintf(w, "%s: %s\n", r.Name(), r.Note)
+		} else {
+			fmt.Fprintf(w, "%s: %s\n", r.Server, r.Note)
+		}
+	}
+	return nil
+}
+
+// serverRatioCells formats a ratio of ktls-serve to another server: the
+// rate and the server CPU ratios with their rounds' ranges, or "-".
+func serverRatioCells(v *ServerRatio) (rate, cpu string) {
+	if v == nil {
+		return "-", "-"
+	}
+	cell := func(med, lo, hi float64) string {
+		if med == 0 {
+			return "n/a"
+		}
+		if lo == hi {
+			return fmt.Sprintf("%.2fx", med)
+		}
+		return fmt.Sprintf("%.2fx (%.2f–%.2f)", med, lo, hi)
+	}
+	return cell(v.Rate, v.RateMin, v.RateMax), cell(v.CPU, v.CPUMin, v.CPUMax)
 }
