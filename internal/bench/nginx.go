@@ -1,9 +1,9 @@
 package bench
 
-// nginx as a reference server of the servers scenarios: a minimal nginx.conf
-// and a start and stop of nginx in the foreground, with its files under a
-// prefix directory of its own. Everything nginx-specific is in this file,
-// behind refServer.
+// nginx as a reference server of the servers scenarios, run by
+// internal/nginxref (which also brings nginx into the kernel lab's guest),
+// with its files under a prefix directory of its own. Everything
+// nginx-specific is in this file, behind refServer.
 
 import (
 	"bytes"
@@ -13,16 +13,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
-	"text/template"
 	"time"
+
+	"github.com/ktls-go/ktls/internal/nginxref"
 )
 
 // refServer is a running server that this program does not implement
@@ -44,142 +40,45 @@ type nginxConfig struct {
 	Version   uint16 // the only TLS version it offers
 }
 
-// nginxConf is nginx.conf: one worker, sendfile, the TLS version and
-// AES-128-GCM suite asked for, HTTP/1.1 and HTTP/2 (chosen by ALPN), no
-// access log, keep-alive connections that are never closed for their
-// number of requests.
-var nginxConf = template.Must(template.New("nginx.conf").Parse(`# ktls bench: nginx reference server
-{{if .Root}}user root;
-{{end}}daemon off;
-master_process on;
-worker_processes 1;
-pid {{.Prefix}}/nginx.pid;
-error_log stderr warn;
-events {
-	worker_connections 4096;
-}
-http {
-	default_type application/octet-stream;
-	types {}
-	access_log off;
-	sendfile on;
-	tcp_nopush on;
-	keepalive_requests 100000000;
-	client_body_temp_path {{.Prefix}}/tmp/body;
-	proxy_temp_path {{.Prefix}}/tmp/proxy;
-	fastcgi_temp_path {{.Prefix}}/tmp/fastcgi;
-	uwsgi_temp_path {{.Prefix}}/tmp/uwsgi;
-	scgi_temp_path {{.Prefix}}/tmp/scgi;
-	server {
-		listen {{.Addr}} ssl http2;
-		root {{.Dir}};
-		ssl_certificate {{.Cert}};
-		ssl_certificate_key {{.Key}};
-		ssl_protocols {{.Protocol}};
-		ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256;
-		ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;
-{{- if .KTLS}}
-		ssl_conf_command Options KTLS;
-{{- end}}
-	}
-}
-`))
-
-// renderNginxConf returns nginx.conf for c listening on addr; root says
-// whether nginx runs as root (its workers then stay root, to read the
-// served files).
-func renderNginxConf(c nginxConfig, addr string, root bool) (string, error) {
+// refConfig is the nginxref configuration of c: one worker, sendfile,
+// only the TLS version and AES-128-GCM suite asked for, HTTP/1.1 and
+// HTTP/2 (chosen by ALPN).
+func (c nginxConfig) refConfig() (nginxref.Config, error) {
 	proto := map[uint16]string{tls.VersionTLS12: "TLSv1.2", tls.VersionTLS13: "TLSv1.3"}[c.Version]
 	if proto == "" {
-		return "", fmt.Errorf("nginx: no TLS version %#x", c.Version)
+		return nginxref.Config{}, fmt.Errorf("nginx: no TLS version %#x", c.Version)
 	}
-	var b strings.Builder
-	err := nginxConf.Execute(&b, struct {
-		Root                         bool
-		Prefix, Addr, Dir, Cert, Key string
-		Protocol                     string
-		KTLS                         bool
-	}{root, c.Prefix, addr, c.Root, c.Cert, c.Key, proto, c.KTLS})
-	return b.String(), err
+	return nginxref.Config{Root: c.Root, Addr: "127.0.0.1:0", Cert: c.Cert, Key: c.Key,
+		KTLS: c.KTLS, HTTP2: true, Workers: 1, Protocols: proto,
+		Ciphers: "ECDHE-ECDSA-AES128-GCM-SHA256", Ciphersuites: "TLS_AES_128_GCM_SHA256",
+		Binary: c.Bin, Dir: c.Prefix}, nil
 }
 
 // nginxServer is a running nginx.
-type nginxServer struct {
-	cmd    *exec.Cmd
-	addr   string
-	exited chan struct{} // closed when cmd.Wait returns
-	stderr *syncBuffer
-}
+type nginxServer struct{ *nginxref.Server }
 
 // startNginx starts nginx in the foreground and waits until it accepts
 // connections.
 func startNginx(ctx context.Context, c nginxConfig) (refServer, error) {
-	if err := os.MkdirAll(filepath.Join(c.Prefix, "tmp"), 0o700); err != nil {
+	rc, err := c.refConfig()
+	if err != nil {
 		return nil, err
 	}
-	var err error
 	for range 3 { // the free port may be taken before nginx binds it
-		var n *nginxServer
-		if n, err = tryNginx(ctx, c); err == nil {
-			return n, nil
+		var s *nginxref.Server
+		if s, err = nginxref.Start(ctx, rc); err == nil {
+			return nginxServer{s}, nil
 		}
 	}
 	return nil, err
 }
 
-func tryNginx(ctx context.Context, c nginxConfig) (*nginxServer, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	conf, err := renderNginxConf(c, addr, os.Geteuid() == 0)
-	if err != nil {
-		return nil, err
-	}
-	file := filepath.Join(c.Prefix, "nginx.conf")
-	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
-		return nil, err
-	}
-	n := &nginxServer{addr: addr, exited: make(chan struct{}), stderr: &syncBuffer{}}
-	n.cmd = exec.Command(c.Bin, "-p", c.Prefix+"/", "-c", file, "-e", "stderr")
-	n.cmd.Stdout, n.cmd.Stderr = n.stderr, n.stderr
-	if err := n.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting nginx: %w", err)
-	}
-	go func() {
-		n.cmd.Wait()
-		close(n.exited)
-	}()
-	// Ready when it accepts a connection; a safety net of 30 s.
-	deadline := time.After(30 * time.Second)
-	for {
-		d := net.Dialer{Timeout: time.Second}
-		if conn, err := d.DialContext(ctx, "tcp", addr); err == nil {
-			conn.Close()
-			return n, nil
-		}
-		select {
-		case <-n.exited:
-			return nil, fmt.Errorf("nginx exited: %s", strings.TrimSpace(n.stderr.String()))
-		case <-ctx.Done():
-			n.Stop()
-			return nil, ctx.Err()
-		case <-deadline:
-			n.Stop()
-			return nil, fmt.Errorf("nginx did not accept connections on %s: %s", addr, strings.TrimSpace(n.stderr.String()))
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-}
-
 // Addr returns the address nginx listens on.
-func (n *nginxServer) Addr() string { return n.addr }
+func (n nginxServer) Addr() string { return n.Server.Addr }
 
 // PIDs returns the master process and its children, the workers.
-func (n *nginxServer) PIDs() ([]int, error) {
-	master := n.cmd.Process.Pid
+func (n nginxServer) PIDs() ([]int, error) {
+	master := n.Pid()
 	kids, err := childPIDs(master)
 	if err != nil {
 		return nil, err
@@ -188,23 +87,6 @@ func (n *nginxServer) PIDs() ([]int, error) {
 		return nil, errors.New("nginx has no worker process")
 	}
 	return append([]int{master}, kids...), nil
-}
-
-// Stop ends nginx (SIGTERM: a fast shutdown) and waits for it.
-func (n *nginxServer) Stop() error {
-	select {
-	case <-n.exited:
-		return nil
-	default:
-	}
-	n.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-n.exited:
-	case <-time.After(30 * time.Second):
-		n.cmd.Process.Kill()
-		<-n.exited
-	}
-	return nil
 }
 
 // childPIDs returns the processes whose parent is pid, from /proc.
@@ -287,22 +169,4 @@ func writeCertPEM(certFile, keyFile string) error {
 		return err
 	}
 	return os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}), 0o600)
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

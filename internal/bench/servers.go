@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ktls-go/ktls/internal/nginxref"
 )
 
 // Servers of the servers scenarios (Result.Server).
@@ -91,13 +93,7 @@ func findNginx(bin string) (string, error) {
 	if bin != "" {
 		return exec.LookPath(bin)
 	}
-	p, err := exec.LookPath("nginx")
-	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/nginx"); serr == nil {
-			return "/usr/sbin/nginx", nil
-		}
-	}
-	return p, err
+	return nginxref.Binary()
 }
 
 // isNginx reports whether the job's server is nginx.

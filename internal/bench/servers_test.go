@@ -14,31 +14,35 @@ import (
 
 func TestNginxConf(t *testing.T) {
 	c := nginxConfig{Prefix: "/p", Root: "/www", Cert: "/p/cert.pem", Key: "/p/key.pem", KTLS: true, Version: tls.VersionTLS13}
-	conf, err := renderNginxConf(c, "127.0.0.1:8443", true)
+	rc, err := c.refConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"user root;", "worker_processes 1;", "sendfile on;", "listen 127.0.0.1:8443 ssl http2;",
-		"root /www;", "ssl_protocols TLSv1.3;", "ssl_conf_command Options KTLS;", "pid /p/nginx.pid;",
-		"client_body_temp_path /p/tmp/body;", "error_log stderr", "ssl_certificate_key /p/key.pem;"} {
-		if !strings.Contains(conf, want) {
+	conf, err := rc.Render("1.22.1", "/p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"worker_processes 1;", "sendfile on;", "listen 127.0.0.1:0 ssl http2;",
+		`root "/www";`, "ssl_protocols TLSv1.3;", "ssl_conf_command Options KTLS;", "ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;",
+		"error_log stderr", `ssl_certificate_key "/p/key.pem";`} {
+		if !strings.Contains(string(conf), want) {
 			t.Errorf("nginx.conf lacks %q:\n%s", want, conf)
 		}
 	}
 	c.KTLS, c.Version = false, tls.VersionTLS12
-	conf, err = renderNginxConf(c, "127.0.0.1:8443", false)
-	if err != nil {
+	if rc, err = c.refConfig(); err != nil {
 		t.Fatal(err)
 	}
-	for _, not := range []string{"KTLS", "user "} {
-		if strings.Contains(conf, not) {
-			t.Errorf("nginx.conf without kernel TLS, not as root, has %q:\n%s", not, conf)
-		}
+	if conf, err = rc.Render("1.22.1", "/p"); err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(conf, "ssl_protocols TLSv1.2;") || !strings.Contains(conf, "ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256;") {
+	if strings.Contains(string(conf), "KTLS") {
+		t.Errorf("nginx.conf without kernel TLS:\n%s", conf)
+	}
+	if !strings.Contains(string(conf), "ssl_protocols TLSv1.2;") || !strings.Contains(string(conf), "ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256;") {
 		t.Errorf("TLS 1.2 nginx.conf:\n%s", conf)
 	}
-	if _, err := renderNginxConf(nginxConfig{Version: tls.VersionTLS11}, "127.0.0.1:1", false); err == nil {
+	if _, err := (nginxConfig{Version: tls.VersionTLS11}).refConfig(); err == nil {
 		t.Error("TLS 1.1: no error")
 	}
 }
