@@ -238,23 +238,43 @@ func (c *Conn) recvLocked(buf []byte) (record.ContentType, []byte, error) {
 		data []byte
 	)
 	if c.rxMode.IsKernel() {
+		var (
+			t   record.ContentType
+			n   int
+			got bool
+			err error
+		)
 		if buf == nil {
 			if c.in.scratch == nil && kernel.SpliceRXSafe() {
-				// Take a record's room only once there is
+				// Hold a record's room only while there is
 				// something to read: an idle connection holds
-				// none. Before Linux 5.16 (and on FreeBSD,
-				// untried) the buffer is taken first: a peek
-				// there can leave a zero-length control record
-				// unseen (5.10, in the lab).
-				if err := awaitInput(c.rc); err != nil {
+				// none. What is there already (a busy
+				// connection, an HTTP/2 one) is read at once,
+				// with one recvmsg; else the room goes back
+				// and a peek waits for input. Before Linux
+				// 5.16 (and on FreeBSD, untried) the buffer is
+				// taken first: a peek there can leave a
+				// zero-length control record unseen (5.10, in
+				// the lab).
+				t, n, got, err = kernel.TryRecvRecord(c.rc, c.scratch())
+				if !got {
+					c.releaseScratch()
+					if err == nil {
+						c.in.waits++
+						err = awaitInput(c.rc)
+					}
+				}
+				if err != nil {
 					return 0, nil, c.readError(err)
 				}
 			}
 			buf = c.scratch()
 		}
-		t, n, err := kernel.RecvRecord(c.rc, buf)
-		if err != nil {
-			return 0, nil, c.readError(err)
+		if !got {
+			t, n, err = kernel.RecvRecord(c.rc, buf)
+			if err != nil {
+				return 0, nil, c.readError(err)
+			}
 		}
 		if t == 0 && n == 0 {
 			return 0, nil, c.readError(io.EOF)

@@ -139,3 +139,57 @@ func TestKernelScratchReleased(t *testing.T) {
 		t.Fatal("scratch buffer kept after WriteTo")
 	}
 }
+
+// TestKernelReadQueued checks that a Read whose record is already in the
+// socket reads it with one recvmsg, without first waiting for input with a
+// peek: that made two system calls of every record on a busy connection,
+// such as an HTTP/2 server's, whose frame reader reads a few bytes at a
+// time. (A Read that finds nothing waits holding no record buffer:
+// TestKernelScratchReleased.)
+func TestKernelReadQueued(t *testing.T) {
+	ktlstest.RequireKernel(t)
+	engine := engineFor(OffloadKernel, tls.VersionTLS13, tls.TLS_AES_128_GCM_SHA256)
+	pr := newPair(t, true, &Config{TLS: serverTLS(), TX: engine, RX: engine, KernelWithoutRekey: true}, clientTLS())
+	pr.fc.release()
+	pr.handshake(t)
+	if _, rx := pr.k.Mode(); rx != ModeKernel {
+		t.Fatalf("RX mode %v, want kernel", rx)
+	}
+	const records = 8
+	errc := make(chan error, 1)
+	go func() {
+		for i := range records {
+			if _, err := pr.p.Write([]byte{'a' + byte(i)}); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	var got []byte
+	buf := make([]byte, 9) // an HTTP/2 frame header
+	for len(got) < records {
+		if len(pr.k.in.pending) == 0 {
+			// The next record is in the socket before Read
+			// starts.
+			if err := awaitInput(pr.k.rc); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waits := pr.k.in.waits
+		n, err := pr.k.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, buf[:n]...)
+		if pr.k.in.waits != waits {
+			t.Fatalf("after %q: Read of a record already there waited for input", got)
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != "abcdefgh" {
+		t.Fatalf("read %q", got)
+	}
+}

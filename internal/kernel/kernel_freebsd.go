@@ -180,6 +180,13 @@ func RecvRecord(c syscall.RawConn, p []byte) (typ record.ContentType, n int, err
 	return record.ContentType(t), n, nil
 }
 
+// TryRecvRecord reports nothing to read yet (ok false), so that the caller
+// waits and calls RecvRecord: ktls here is read only that way, untried
+// otherwise.
+func TryRecvRecord(c syscall.RawConn, p []byte) (typ record.ContentType, n int, ok bool, err error) {
+	return 0, 0, false, nil
+}
+
 // SocketInfo reports the ktls(4) mode of each direction (getsockopt
 // TCP_TXTLS_MODE and TCP_RXTLS_MODE). FreeBSD does not report the version or
 // cipher of a socket, so those stay 0.

@@ -195,15 +195,47 @@ func RecvRecord(c syscall.RawConn, p []byte) (typ record.ContentType, n int, err
 	if len(p) == 0 {
 		return 0, 0, os.NewSyscallError("recvmsg", unix.EINVAL)
 	}
-	oob := make([]byte, tlsRecvControlSpace)
-	n, oobn, flags, err := recvRecord(c, p, oob)
+	var oob [tlsRecvControlSpace]byte
+	n, oobn, flags, err := recvRecord(c, p, oob[:])
 	if err != nil {
 		return 0, 0, err
 	}
+	return recordOf(n, oob[:oobn], flags)
+}
+
+// TryRecvRecord is RecvRecord without the wait: if nothing can be read yet,
+// it returns at once with ok false and no error (one recvmsg with
+// MSG_DONTWAIT). A read that is already due on a socket under load takes
+// one system call this way, where waiting first (a peek) takes two.
+func TryRecvRecord(c syscall.RawConn, p []byte) (typ record.ContentType, n int, ok bool, err error) {
+	if len(p) == 0 {
+		return 0, 0, false, os.NewSyscallError("recvmsg", unix.EINVAL)
+	}
+	var oob [tlsRecvControlSpace]byte
+	var oobn, flags int
+	rerr := c.Read(func(fd uintptr) bool {
+		n, oobn, flags, err = recvmsg(int(fd), p, oob[:], unix.MSG_DONTWAIT)
+		return true
+	})
+	switch {
+	case rerr != nil:
+		return 0, 0, false, rerr
+	case err == unix.EAGAIN:
+		return 0, 0, false, nil
+	case err != nil:
+		return 0, 0, false, os.NewSyscallError("recvmsg", err)
+	}
+	typ, n, err = recordOf(n, oob[:oobn], flags)
+	return typ, n, err == nil, err
+}
+
+// recordOf returns the record type and length of what recvmsg read: n
+// bytes, with the control messages oob and the message flags.
+func recordOf(n int, oob []byte, flags int) (record.ContentType, int, error) {
 	if flags&unix.MSG_CTRUNC != 0 {
 		return 0, 0, os.NewSyscallError("recvmsg", unix.EIO)
 	}
-	data, ok, err := findCmsg(oob[:oobn], unix.SOL_TLS, tlsGetRecordType)
+	data, ok, err := findCmsg(oob, unix.SOL_TLS, tlsGetRecordType)
 	if err != nil {
 		return 0, 0, fmt.Errorf("kernel: recvmsg control message: %w", err)
 	}

@@ -48,6 +48,11 @@ func RecvRecord(c syscall.RawConn, p []byte) (typ record.ContentType, n int, err
 	return 0, 0, errUnsupported
 }
 
+// TryRecvRecord reports nothing to read (ok false): see RecvRecord.
+func TryRecvRecord(c syscall.RawConn, p []byte) (typ record.ContentType, n int, ok bool, err error) {
+	return 0, 0, false, nil
+}
+
 // SocketInfo fails with an error wrapping errors.ErrUnsupported.
 func SocketInfo(c syscall.RawConn) (Info, error) { return Info{}, errUnsupported }
 
