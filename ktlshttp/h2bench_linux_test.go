@@ -31,7 +31,7 @@ import (
 var (
 	h2Rounds = flag.Int("h2rounds", 1, "BenchmarkH2: rounds of all its cases, interleaved")
 	h2Sizes  = flag.String("h2sizes", "4k,64k,4m", "BenchmarkH2: file sizes (k, m suffixes)")
-	h2Prof   = flag.String("h2cpuprofile", "", "BenchmarkH2: write the server's CPU profile to `file`.SERVER-SIZE; - prints it (base64) to stderr, for runs of a second or more")
+	h2Prof   = flag.String("h2cpuprofile", "", "BenchmarkH2: write each server's CPU profile (all sizes of a round and TLS version) to `file`.SERVER-VERSION; - prints it (base64) to stderr")
 )
 
 // h2ServerEnv makes the test binary (TestMain) an HTTP/2 file server for
@@ -146,7 +146,7 @@ type h2Proc struct {
 	addr  string
 }
 
-func startH2Server(b *testing.B, server, version, dir, name string) *h2Proc {
+func startH2Server(b *testing.B, server, version, dir string) *h2Proc {
 	exe, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
@@ -154,7 +154,7 @@ func startH2Server(b *testing.B, server, version, dir, name string) *h2Proc {
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), h2ServerEnv+"="+server+" "+version+" "+dir, "GOMAXPROCS=2")
 	if *h2Prof != "" {
-		cmd.Env = append(cmd.Env, h2ProfEnv+"="+*h2Prof+"."+server+"-"+version+"-"+name)
+		cmd.Env = append(cmd.Env, h2ProfEnv+"="+*h2Prof+"."+server+"-"+version)
 	}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -214,14 +214,19 @@ func parseSize(s string) (int, error) {
 	return n * mul, err
 }
 
-// BenchmarkH2 downloads files over HTTP/2 from a server in another process:
-// net/http with crypto/tls, Server in user space, Server with the default
-// policy (kernel TLS where the kernel has it). The client is net/http's
-// (crypto/tls, one HTTP/2 connection); files up to 64 KiB are fetched by 16
-// concurrent streams, larger ones by 2. srv-us/op is the server process's
-// CPU time per request (user and system, in 10 ms ticks: run for a second
-// or more). -h2rounds repeats all cases, interleaved; -h2sizes picks the
-// sizes. Only ratios within one run mean anything.
+// BenchmarkH2 downloads files over HTTP/2 from three servers at once, each
+// in a process of its own: net/http with crypto/tls, Server in user space,
+// and Server with the default policy (kernel TLS where the kernel has it,
+// as ktls serve runs). The client is net/http's (crypto/tls, one HTTP/2
+// connection per server); files up to 64 KiB are fetched by 16 concurrent
+// streams per server, larger ones by 2. The streams take the servers in
+// turn, so that a busy machine (qemu under TCG on shared cores) slows all
+// three alike. Metrics, per server: us/req-SERVER, the server process's
+// CPU time (user and system, in 10 ms ticks: run for a second or more) per
+// request; lat-SERVER, the client's mean time per request; and the ratios
+// to net/http: cpu-SERVER/net-http and lat-SERVER/net-http (below 1: the
+// server is cheaper or faster). -h2rounds repeats all cases; -h2sizes
+// picks the sizes.
 func BenchmarkH2(b *testing.B) {
 	dir := b.TempDir()
 	var sizes []int
@@ -243,63 +248,92 @@ func BenchmarkH2(b *testing.B) {
 	}
 	for round := 1; round <= *h2Rounds; round++ {
 		for _, v := range versions {
+			ts := startH2Targets(b, v, dir)
 			for i, name := range strings.Split(*h2Sizes, ",") {
-				for _, server := range h2Servers {
-					b.Run(fmt.Sprintf("round=%d/tls=%s/size=%s/server=%s", round, v, name, server), func(b *testing.B) {
-						benchH2(b, server, v, dir, name, sizes[i])
-					})
-				}
+				b.Run(fmt.Sprintf("round=%d/tls=%s/size=%s", round, v, name), func(b *testing.B) {
+					benchH2(b, ts, name, sizes[i])
+				})
+			}
+			for _, t := range ts {
+				t.p.stop(*h2Prof != "")
+				t.c.CloseIdleConnections()
 			}
 		}
 	}
 }
 
-func benchH2(b *testing.B, server, version, dir, name string, size int) {
-	p := startH2Server(b, server, version, dir, name)
-	defer func() { p.stop(b.Elapsed() >= time.Second) }()
-	tr := &http.Transport{
-		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
-		ForceAttemptHTTP2: true,
+// startH2Targets starts the servers of BenchmarkH2 for TLS version v,
+// serving dir, with their clients.
+func startH2Targets(b *testing.B, v, dir string) []*h2Target {
+	var ts []*h2Target
+	for _, server := range h2Servers {
+		t := &h2Target{name: server, p: startH2Server(b, server, v, dir)}
+		ts = append(ts, t)
+		t.c = &http.Client{Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
+			ForceAttemptHTTP2: true,
+		}}
+		t.url = "https://" + t.p.addr + "/"
 	}
-	defer tr.CloseIdleConnections()
-	c := &http.Client{Transport: tr}
-	url := "https://" + p.addr + "/" + name
-	var mode string
-	get := func() error {
-		u := url
-		if mode == "-" {
-			u += "?mode"
-		}
-		resp, err := c.Get(u)
-		if err != nil {
-			return err
-		}
-		if mode == "-" {
-			mode = resp.Header.Get("X-Mode")
-		}
-		n, err := io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if err == nil && (n != int64(size) || resp.ProtoMajor != 2) {
-			err = fmt.Errorf("%s: %d bytes, want %d", resp.Proto, n, size)
-		}
+	return ts
+}
+
+// h2Target is one server of BenchmarkH2 with its client and counts.
+type h2Target struct {
+	name string
+	p    *h2Proc
+	c    *http.Client
+	url  string // of the root
+	mode string // the server's X-Mode
+
+	n   atomic.Int64 // requests
+	lat atomic.Int64 // their total time, ns
+}
+
+func (t *h2Target) get(name string, size int, query string) error {
+	start := time.Now()
+	resp, err := t.c.Get(t.url + name + query)
+	if err != nil {
 		return err
 	}
-	mode = "-"
-	if err := get(); err != nil { // the connection, before the clock
-		b.Fatal(err)
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err == nil && (n != int64(size) || resp.ProtoMajor != 2) {
+		err = fmt.Errorf("%s: %s: %d bytes, want %d", t.name, resp.Proto, n, size)
+	}
+	if query != "" {
+		t.mode = resp.Header.Get("X-Mode")
+	}
+	t.n.Add(1)
+	t.lat.Add(int64(time.Since(start)))
+	return err
+}
+
+func benchH2(b *testing.B, ts []*h2Target, name string, size int) {
+	// The connection (once) and the modes, before the clock.
+	for _, t := range ts {
+		if err := t.get(name, size, "?mode"); err != nil {
+			b.Fatal(err)
+		}
 	}
 	streams := 16
 	if size > 64<<10 {
 		streams = 2
 	}
-	b.SetParallelism(max(1, streams/runtime.GOMAXPROCS(0)))
+	b.SetParallelism(max(1, streams*len(ts)/runtime.GOMAXPROCS(0)))
 	b.SetBytes(int64(size))
-	cpu0 := p.cpu(b)
+	cpu0 := make([]time.Duration, len(ts))
+	for i, t := range ts {
+		t.n.Store(0)
+		t.lat.Store(0)
+		cpu0[i] = t.p.cpu(b)
+	}
 	var failed atomic.Value
+	var next atomic.Int64
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if err := get(); err != nil {
+		for i := next.Add(1); pb.Next(); i++ {
+			if err := ts[i%int64(len(ts))].get(name, size, ""); err != nil {
 				failed.CompareAndSwap(nil, err)
 				return
 			}
@@ -309,10 +343,21 @@ func benchH2(b *testing.B, server, version, dir, name string, size int) {
 	if err, _ := failed.Load().(error); err != nil {
 		b.Fatal(err)
 	}
-	b.ReportMetric(float64((p.cpu(b)-cpu0).Microseconds())/float64(b.N), "srv-us/op")
-	if mode != "" {
-		// 1 where the server's direction is in the kernel.
-		b.ReportMetric(float64(strings.Count(mode, "tx=kernel")), "ktx")
-		b.ReportMetric(float64(strings.Count(mode, "rx=kernel")), "krx")
+	cpu := make([]float64, len(ts))
+	lat := make([]float64, len(ts))
+	for i, t := range ts {
+		n := float64(max(1, t.n.Load()))
+		cpu[i] = float64((t.p.cpu(b) - cpu0[i]).Microseconds()) / n
+		lat[i] = float64(t.lat.Load()) / n / 1e3
+		b.ReportMetric(cpu[i], "us/req-"+t.name)
+		if i > 0 {
+			b.ReportMetric(cpu[i]/cpu[0], "cpu-"+t.name+"/"+ts[0].name)
+			b.ReportMetric(lat[i]/lat[0], "lat-"+t.name+"/"+ts[0].name)
+		}
+		if t.mode != "" {
+			// 1 where the server's direction is in the kernel.
+			b.ReportMetric(float64(strings.Count(t.mode, "tx=kernel")), "ktx-"+t.name)
+			b.ReportMetric(float64(strings.Count(t.mode, "rx=kernel")), "krx-"+t.name)
+		}
 	}
 }
