@@ -219,9 +219,9 @@ func parseSize(s string) (int, error) {
 // and Server with the default policy (kernel TLS where the kernel has it,
 // as ktls serve runs). The client is net/http's (crypto/tls, one HTTP/2
 // connection per server); files up to 64 KiB are fetched by 16 concurrent
-// streams per server, larger ones by 2. The streams take the servers in
-// turn, so that a busy machine (qemu under TCG on shared cores) slows all
-// three alike. Metrics, per server: us/req-SERVER, the server process's
+// streams, larger ones by 2, each of which takes the servers in turn (an
+// op is one request to each), so that a busy machine (qemu under TCG on
+// shared cores) slows all three alike. Metrics, per server: us/req-SERVER, the server process's
 // CPU time (user and system, in 10 ms ticks: run for a second or more) per
 // request; lat-SERVER, the client's mean time per request; and the ratios
 // to net/http: cpu-SERVER/net-http and lat-SERVER/net-http (below 1: the
@@ -320,8 +320,8 @@ func benchH2(b *testing.B, ts []*h2Target, name string, size int) {
 	if size > 64<<10 {
 		streams = 2
 	}
-	b.SetParallelism(max(1, streams*len(ts)/runtime.GOMAXPROCS(0)))
-	b.SetBytes(int64(size))
+	b.SetParallelism(max(1, streams/runtime.GOMAXPROCS(0)))
+	b.SetBytes(int64(size) * int64(len(ts)))
 	cpu0 := make([]time.Duration, len(ts))
 	for i, t := range ts {
 		t.n.Store(0)
@@ -332,10 +332,13 @@ func benchH2(b *testing.B, ts []*h2Target, name string, size int) {
 	var next atomic.Int64
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
+		// One op is a request to each server, in an order that turns.
 		for i := next.Add(1); pb.Next(); i++ {
-			if err := ts[i%int64(len(ts))].get(name, size, ""); err != nil {
-				failed.CompareAndSwap(nil, err)
-				return
+			for j := range ts {
+				if err := ts[(i+int64(j))%int64(len(ts))].get(name, size, ""); err != nil {
+					failed.CompareAndSwap(nil, err)
+					return
+				}
 			}
 		}
 	})
