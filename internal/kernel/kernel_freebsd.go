@@ -180,11 +180,10 @@ func RecvRecord(c syscall.RawConn, p []byte) (typ record.ContentType, n int, err
 	return record.ContentType(t), n, nil
 }
 
-// TryRecvRecord reports nothing to read yet (ok false), so that the caller
-// waits and calls RecvRecord: ktls here is read only that way, untried
-// otherwise.
-func TryRecvRecord(c syscall.RawConn, p []byte) (typ record.ContentType, n int, ok bool, err error) {
-	return 0, 0, false, nil
+// RecvRecordLazy is RecvRecord into take's buffer, taken at once: ktls
+// here is read only that way, untried otherwise.
+func RecvRecordLazy(c syscall.RawConn, take func() []byte, drop func()) (typ record.ContentType, n int, err error) {
+	return RecvRecord(c, take())
 }
 
 // SocketInfo reports the ktls(4) mode of each direction (getsockopt

@@ -203,30 +203,31 @@ func RecvRecord(c syscall.RawConn, p []byte) (typ record.ContentType, n int, err
 	return recordOf(n, oob[:oobn], flags)
 }
 
-// TryRecvRecord is RecvRecord without the wait: if nothing can be read yet,
-// it returns at once with ok false and no error (one recvmsg with
-// MSG_DONTWAIT). A read that is already due on a socket under load takes
-// one system call this way, where waiting first (a peek) takes two.
-func TryRecvRecord(c syscall.RawConn, p []byte) (typ record.ContentType, n int, ok bool, err error) {
-	if len(p) == 0 {
-		return 0, 0, false, os.NewSyscallError("recvmsg", unix.EINVAL)
-	}
+// RecvRecordLazy is RecvRecord into a buffer taken only when there is
+// something to read: each attempt calls take for the buffer and tries a
+// recvmsg without waiting; if nothing is there it calls drop, to give the
+// buffer back, and waits for input before the next attempt. A connection
+// that waits thus holds no buffer, and a record that is already there is
+// read with one system call. On success the record is in the buffer the
+// last take returned; on an error drop may not have been called.
+func RecvRecordLazy(c syscall.RawConn, take func() []byte, drop func()) (typ record.ContentType, n int, err error) {
 	var oob [tlsRecvControlSpace]byte
 	var oobn, flags int
 	rerr := c.Read(func(fd uintptr) bool {
-		n, oobn, flags, err = recvmsg(int(fd), p, oob[:], unix.MSG_DONTWAIT)
+		n, oobn, flags, err = recvmsg(int(fd), take(), oob[:], unix.MSG_DONTWAIT)
+		if err == unix.EAGAIN {
+			drop()
+			return false
+		}
 		return true
 	})
-	switch {
-	case rerr != nil:
-		return 0, 0, false, rerr
-	case err == unix.EAGAIN:
-		return 0, 0, false, nil
-	case err != nil:
-		return 0, 0, false, os.NewSyscallError("recvmsg", err)
+	if rerr != nil {
+		return 0, 0, rerr
 	}
-	typ, n, err = recordOf(n, oob[:oobn], flags)
-	return typ, n, err == nil, err
+	if err != nil {
+		return 0, 0, os.NewSyscallError("recvmsg", err)
+	}
+	return recordOf(n, oob[:oobn], flags)
 }
 
 // recordOf returns the record type and length of what recvmsg read: n

@@ -48,9 +48,9 @@ func RecvRecord(c syscall.RawConn, p []byte) (typ record.ContentType, n int, err
 	return 0, 0, errUnsupported
 }
 
-// TryRecvRecord reports nothing to read (ok false): see RecvRecord.
-func TryRecvRecord(c syscall.RawConn, p []byte) (typ record.ContentType, n int, ok bool, err error) {
-	return 0, 0, false, nil
+// RecvRecordLazy is RecvRecord into take's buffer.
+func RecvRecordLazy(c syscall.RawConn, take func() []byte, drop func()) (typ record.ContentType, n int, err error) {
+	return RecvRecord(c, take())
 }
 
 // SocketInfo fails with an error wrapping errors.ErrUnsupported.
