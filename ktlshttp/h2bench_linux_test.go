@@ -3,9 +3,9 @@ package ktlshttp
 import (
 	"bufio"
 	"bytes"
-	"encoding/base64"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"io"
