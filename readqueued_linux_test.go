@@ -14,8 +14,8 @@ import (
 // socket reads it with one recvmsg, without first waiting for input (a
 // peek, before): that made two system calls of every record on a busy
 // connection, such as an HTTP/2 server's, whose frame reader reads a few
-// bytes at a time. (A Read that finds nothing waits holding no record buffer:
-// TestKernelScratchReleased.)
+// bytes at a time. (A Read that finds nothing waits holding no record
+// buffer: TestKernelScratchReleased.)
 func TestKernelReadQueued(t *testing.T) {
 	ktlstest.RequireKernel(t)
 	engine := engineFor(OffloadKernel, tls.VersionTLS13, tls.TLS_AES_128_GCM_SHA256)
@@ -65,11 +65,11 @@ func TestKernelReadQueued(t *testing.T) {
 }
 
 // awaitInput waits until a record (or the end of the stream, or an error)
-// can be read from a kernel RX socket, honouring the read deadline. It peeks at one byte with recvmsg, as
-// the read itself would go (poll(2) is not enough: Linux reports no input
-// for records that it parsed before a KeyUpdate re-keyed the socket); the
-// record stays for the read that follows. An error the peek meets is
-// returned as the read would return it.
+// can be read from a kernel RX socket, honouring the read deadline. It
+// peeks at one byte with recvmsg, as the read itself would go (poll(2) is
+// not enough: Linux reports no input for records that it parsed before a
+// KeyUpdate re-keyed the socket); the record stays for the read that
+// follows. An error the peek meets is returned as the read would return it.
 func awaitInput(rc syscall.RawConn) error {
 	var perr error
 	err := rc.Read(func(fd uintptr) bool {
