@@ -238,21 +238,31 @@ func (c *Conn) recvLocked(buf []byte) (record.ContentType, []byte, error) {
 		data []byte
 	)
 	if c.rxMode.IsKernel() {
-		if buf == nil {
-			if c.in.scratch == nil && kernel.SpliceRXSafe() {
-				// Take a record's room only once there is
-				// something to read: an idle connection holds
-				// none. Before Linux 5.16 (and on FreeBSD,
-				// untried) the buffer is taken first: a peek
-				// there can leave a zero-length control record
-				// unseen (5.10, in the lab).
-				if err := awaitInput(c.rc); err != nil {
-					return 0, nil, c.readError(err)
-				}
+		var (
+			t   record.ContentType
+			n   int
+			err error
+		)
+		if buf == nil && c.in.scratch == nil && kernel.SpliceRXSafe() {
+			// Hold a record's room only while there is something
+			// to read: an idle connection holds none. A record
+			// already there (a busy connection, an HTTP/2 one) is
+			// read with one recvmsg; else the room goes back and
+			// the read waits for input. Before Linux 5.16 (and on
+			// FreeBSD, untried) the buffer is taken first: a
+			// non-blocking read there can leave a zero-length
+			// control record unseen (5.10, in the lab).
+			t, n, err = kernel.RecvRecordLazy(c.rc, c.scratch, func() {
+				c.in.waits++
+				c.releaseScratch()
+			})
+			buf = c.in.scratch
+		} else {
+			if buf == nil {
+				buf = c.scratch()
 			}
-			buf = c.scratch()
+			t, n, err = kernel.RecvRecord(c.rc, buf)
 		}
-		t, n, err := kernel.RecvRecord(c.rc, buf)
 		if err != nil {
 			return 0, nil, c.readError(err)
 		}

@@ -32,6 +32,7 @@ type halfConn struct {
 	scratch []byte         // kernel RX: room for a whole record, from scratchPool while in use
 	hs      []byte         // a TLS 1.3 post-handshake message begun in an earlier record
 	useless int            // records in a row that carried nothing (see maxUselessRecords)
+	waits   int            // kernel RX: reads that found nothing and waited for input
 
 	// Sending.
 	w              *record.Writer // user-space TX

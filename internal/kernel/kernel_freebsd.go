@@ -180,6 +180,12 @@ func RecvRecord(c syscall.RawConn, p []byte) (typ record.ContentType, n int, err
 	return record.ContentType(t), n, nil
 }
 
+// RecvRecordLazy is RecvRecord into take's buffer, taken at once: ktls
+// here is read only that way, untried otherwise.
+func RecvRecordLazy(c syscall.RawConn, take func() []byte, drop func()) (typ record.ContentType, n int, err error) {
+	return RecvRecord(c, take())
+}
+
 // SocketInfo reports the ktls(4) mode of each direction (getsockopt
 // TCP_TXTLS_MODE and TCP_RXTLS_MODE). FreeBSD does not report the version or
 // cipher of a socket, so those stay 0.

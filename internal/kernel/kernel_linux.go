@@ -195,15 +195,48 @@ func RecvRecord(c syscall.RawConn, p []byte) (typ record.ContentType, n int, err
 	if len(p) == 0 {
 		return 0, 0, os.NewSyscallError("recvmsg", unix.EINVAL)
 	}
-	oob := make([]byte, tlsRecvControlSpace)
-	n, oobn, flags, err := recvRecord(c, p, oob)
+	var oob [tlsRecvControlSpace]byte
+	n, oobn, flags, err := recvRecord(c, p, oob[:])
 	if err != nil {
 		return 0, 0, err
 	}
+	return recordOf(n, oob[:oobn], flags)
+}
+
+// RecvRecordLazy is RecvRecord into a buffer taken only when there is
+// something to read: each attempt calls take for the buffer and tries a
+// recvmsg without waiting; if nothing is there it calls drop, to give the
+// buffer back, and waits for input before the next attempt. A connection
+// that waits thus holds no buffer, and a record that is already there is
+// read with one system call. On success the record is in the buffer the
+// last take returned; on an error drop may not have been called.
+func RecvRecordLazy(c syscall.RawConn, take func() []byte, drop func()) (typ record.ContentType, n int, err error) {
+	var oob [tlsRecvControlSpace]byte
+	var oobn, flags int
+	rerr := c.Read(func(fd uintptr) bool {
+		n, oobn, flags, err = recvmsg(int(fd), take(), oob[:], unix.MSG_DONTWAIT)
+		if err == unix.EAGAIN {
+			drop()
+			return false
+		}
+		return true
+	})
+	if rerr != nil {
+		return 0, 0, rerr
+	}
+	if err != nil {
+		return 0, 0, os.NewSyscallError("recvmsg", err)
+	}
+	return recordOf(n, oob[:oobn], flags)
+}
+
+// recordOf returns the record type and length of what recvmsg read: n
+// bytes, with the control messages oob and the message flags.
+func recordOf(n int, oob []byte, flags int) (record.ContentType, int, error) {
 	if flags&unix.MSG_CTRUNC != 0 {
 		return 0, 0, os.NewSyscallError("recvmsg", unix.EIO)
 	}
-	data, ok, err := findCmsg(oob[:oobn], unix.SOL_TLS, tlsGetRecordType)
+	data, ok, err := findCmsg(oob, unix.SOL_TLS, tlsGetRecordType)
 	if err != nil {
 		return 0, 0, fmt.Errorf("kernel: recvmsg control message: %w", err)
 	}

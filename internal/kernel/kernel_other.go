@@ -48,6 +48,11 @@ func RecvRecord(c syscall.RawConn, p []byte) (typ record.ContentType, n int, err
 	return 0, 0, errUnsupported
 }
 
+// RecvRecordLazy is RecvRecord into take's buffer.
+func RecvRecordLazy(c syscall.RawConn, take func() []byte, drop func()) (typ record.ContentType, n int, err error) {
+	return RecvRecord(c, take())
+}
+
 // SocketInfo fails with an error wrapping errors.ErrUnsupported.
 func SocketInfo(c syscall.RawConn) (Info, error) { return Info{}, errUnsupported }
 
