@@ -7,10 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/signal"
 	"sync/atomic"
-	"syscall"
 )
 
 // certOptions are the certificate flags of a TLS listener (serve, proxy):
@@ -131,19 +128,7 @@ func (s *certStore) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate
 // watch reloads the certificates on each SIGHUP until ctx ends, logging
 // the outcome, between RELOADING=1 and READY=1 to systemd.
 func (s *certStore) watch(ctx context.Context) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		defer signal.Stop(hup)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				sdReload(s.logger, s.onHUP)
-			}
-		}
-	}()
+	onHUP(ctx, func() { sdReload(s.logger, s.onHUP) })
 }
 
 // onHUP reloads the certificates and logs the outcome.
