@@ -543,14 +543,25 @@ func reset(c net.Conn) {
 	c.Close()
 }
 
-// refusedAddr returns a loopback address nothing listens on.
+// refusedAddr returns a loopback address nothing listens on: a socket is
+// bound to it, without listen(2), until the test ends, so that connections
+// are refused and the port is not handed out again (a port found free and
+// closed at once was once given to the proxy's own listener, which then
+// connected to itself).
 func refusedAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln.Close()
-	return ln.Addr().String()
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
 }
 
 // checkAbnormalErr checks the error that ended the stream read from c: an
