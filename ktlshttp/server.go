@@ -52,6 +52,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/ktls-go/ktls"
+	"github.com/ktls-go/ktls/internal/acceptq"
 )
 
 // Serve accepts TCP connections on l and serves HTTP/1.1 and HTTP/2 requests
@@ -304,14 +305,7 @@ func (s *Server) serve(l net.Listener, cfg *ktls.Config) error {
 	if len(c.TLS.NextProtos) == 0 {
 		c.TLS.NextProtos = []string{http2.NextProtoTLS, "http/1.1"}
 	}
-	hl := &listener{
-		Listener: l,
-		srv:      s,
-		cfg:      c,
-		ready:    make(chan net.Conn),
-		errc:     make(chan error),
-		done:     make(chan struct{}),
-	}
+	hl := &listener{Listener: acceptq.New(l), srv: s, cfg: c}
 	hl.ctx, hl.cancel = context.WithCancel(context.Background())
 	hl.baseCtx = context.Background()
 	if s.BaseContext != nil {
@@ -320,8 +314,7 @@ func (s *Server) serve(l net.Listener, cfg *ktls.Config) error {
 			panic("BaseContext returned a nil context")
 		}
 	}
-	s.wg.Add(1)
-	go hl.acceptLoop()
+	hl.Start(hl.handshake, &s.wg)
 	return s.Server.Serve(hl)
 }
 
@@ -336,70 +329,28 @@ type tlsConn interface {
 // listener is the net.Listener given to http.Server.Serve. A goroutine
 // accepts TCP connections from the wrapped listener and handshakes each one in
 // its own goroutine; connections that negotiated HTTP/2 are served there, the
-// others are returned by Accept.
+// others are returned by Accept. The goroutines are counted in the Server's
+// wg, for Shutdown.
 type listener struct {
-	net.Listener
+	*acceptq.Listener
 	srv     *Server
 	cfg     *ktls.Config
 	baseCtx context.Context // from Server.BaseContext, for HTTP/2 connections
 
 	ctx    context.Context // ends handshakes when the listener closes
 	cancel context.CancelFunc
-
-	ready chan net.Conn // handshaken HTTP/1.x connections
-	errc  chan error    // errors of the wrapped listener's Accept
-	done  chan struct{} // closed by Close
-	once  sync.Once
-	err   error // of closing the wrapped listener
-}
-
-// Accept returns the next connection whose handshake finished and did not
-// negotiate HTTP/2.
-func (l *listener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ready:
-		return c, nil
-	case err := <-l.errc:
-		return nil, err
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
 }
 
 // Close closes the wrapped listener and aborts the handshakes in progress.
 func (l *listener) Close() error {
-	l.once.Do(func() {
-		close(l.done)
-		l.cancel()
-		l.err = l.Listener.Close()
-	})
-	return l.err
-}
-
-// acceptLoop accepts connections until the listener is closed. Errors go to
-// Accept one at a time, so http.Server's back-off on temporary errors paces
-// the loop.
-func (l *listener) acceptLoop() {
-	defer l.srv.wg.Done()
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			select {
-			case l.errc <- err:
-				continue
-			case <-l.done:
-				return
-			}
-		}
-		l.srv.wg.Add(1)
-		go l.handshake(c)
-	}
+	err := l.Listener.Close()
+	l.cancel()
+	return err
 }
 
 // handshake runs the TLS handshake of c and dispatches it on the negotiated
 // protocol.
 func (l *listener) handshake(c net.Conn) {
-	defer l.srv.wg.Done()
 	tc, isTLS := c.(tlsConn)
 	if !isTLS {
 		tc = ktls.Server(c, l.cfg)
@@ -436,11 +387,7 @@ func (l *listener) handshake(c net.Conn) {
 		l.serveHTTP2(tc)
 		return
 	}
-	select {
-	case l.ready <- tc:
-	case <-l.done:
-		tc.Close()
-	}
+	l.Pass(tc)
 }
 
 // serveHTTP2 serves an HTTP/2 connection until it ends, with the contexts and
@@ -449,7 +396,7 @@ func (l *listener) serveHTTP2(c tlsConn) {
 	s := l.srv
 	s.mu.Lock()
 	select {
-	case <-l.done:
+	case <-l.Done():
 		s.mu.Unlock()
 		c.Close()
 		return

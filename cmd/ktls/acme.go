@@ -37,9 +37,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/ktls-go/ktls/internal/acceptq"
 	"golang.org/x/crypto/acme"
 	"golang.org/x/crypto/acme/autocert"
 )
@@ -247,17 +247,13 @@ func (c loggingCache) Put(ctx context.Context, key string, data []byte) error {
 }
 
 // acmeListener passes on the connections of the wrapped listener, except
-// those of TLS-ALPN-01 challenges, which it answers and closes.
+// those of TLS-ALPN-01 challenges, which it answers and closes. Each is
+// sorted in its own goroutine; Accept returns the others, and Close closes
+// the wrapped listener and the connections not yet returned.
 type acmeListener struct {
-	net.Listener
+	*acceptq.Listener
 	a       *acmeCerts
 	timeout time.Duration // for the ClientHello and the challenge's handshake
-
-	conns chan net.Conn
-	errc  chan error
-	done  chan struct{}
-	once  sync.Once
-	err   error
 }
 
 // listener returns ln, wrapped to answer TLS-ALPN-01 challenges if the
@@ -267,52 +263,12 @@ func (s *certStore) listener(ln net.Listener, timeout time.Duration) net.Listene
 	if s == nil || s.acme == nil {
 		return ln
 	}
-	l := &acmeListener{Listener: ln, a: s.acme, timeout: timeout,
-		conns: make(chan net.Conn), errc: make(chan error), done: make(chan struct{})}
-	go l.acceptLoop()
+	l := &acmeListener{Listener: acceptq.New(ln), a: s.acme, timeout: timeout}
+	l.Start(l.sort, nil)
 	for _, d := range s.acme.domains {
 		go s.acme.prefetch(d)
 	}
 	return l
-}
-
-// Accept returns the next connection that is not a challenge.
-func (l *acmeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case err := <-l.errc:
-		return nil, err
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-// Close closes the wrapped listener and the connections not yet returned.
-func (l *acmeListener) Close() error {
-	l.once.Do(func() {
-		close(l.done)
-		l.err = l.Listener.Close()
-	})
-	return l.err
-}
-
-// acceptLoop accepts connections until the listener is closed, each sorted
-// in its own goroutine. Errors go to Accept one at a time, so that the
-// caller's back-off paces the loop.
-func (l *acmeListener) acceptLoop() {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			select {
-			case l.errc <- err:
-				continue
-			case <-l.done:
-				return
-			}
-		}
-		go l.sort(c)
-	}
 }
 
 // sort answers c if it is a TLS-ALPN-01 challenge, else passes it on
@@ -329,11 +285,7 @@ func (l *acmeListener) sort(c net.Conn) {
 		l.answer(c, hello.ServerName)
 		return
 	}
-	select {
-	case l.conns <- c:
-	case <-l.done:
-		c.Close()
-	}
+	l.Pass(c)
 }
 
 // answer runs the handshake of a TLS-ALPN-01 challenge on c with crypto/tls
