@@ -30,11 +30,9 @@ func ReadJSON(r io.Reader) ([]Result, error) {
 	return results, nil
 }
 
-// WriteTable writes the results as a text table: the bulk paths, then the
-// handshakes and HTTP scenarios (operations per second), then the memory
-// scenario, then the paths that could not run and why.
-func WriteTable(w io.Writer, results []Result) error {
-	var bulk, ops, mem, srv []Result
+// kinds sorts the available results by kind: bulk paths, handshakes and
+// HTTP scenarios (operations per second), the memory scenario, servers.
+func kinds(results []Result) (bulk, ops, mem, srv []Result) {
 	for _, r := range results {
 		switch {
 		case !r.Available:
@@ -48,6 +46,14 @@ func WriteTable(w io.Writer, results []Result) error {
 			bulk = append(bulk, r)
 		}
 	}
+	return bulk, ops, mem, srv
+}
+
+// WriteTable writes the results as a text table: the bulk paths, then the
+// handshakes and HTTP scenarios (operations per second), then the memory
+// scenario, then the paths that could not run and why.
+func WriteTable(w io.Writer, results []Result) error {
+	bulk, ops, mem, srv := kinds(results)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if len(bulk) > 0 {
 		fmt.Fprintln(tw, "engine\tpath\tversion\tsuite\tGbit/s\tsnd CPU s/GB\trcv CPU s/GB\tsyscalls/MiB\tvs crypto/tls\trounds' range\tsnd CPU vs\trcv CPU vs\t")
@@ -157,20 +163,7 @@ func syscalls(v float64) string {
 // WriteMarkdown writes the results as Markdown tables, as WriteTable does
 // in text.
 func WriteMarkdown(w io.Writer, results []Result) error {
-	var bulk, ops, mem, srv []Result
-	for _, r := range results {
-		switch {
-		case !r.Available:
-		case r.Server != "":
-			srv = append(srv, r)
-		case r.Memory != nil:
-			mem = append(mem, r)
-		case r.OpsPerSecond != 0:
-			ops = append(ops, r)
-		default:
-			bulk = append(bulk, r)
-		}
-	}
+	bulk, ops, mem, srv := kinds(results)
 	if len(bulk) > 0 {
 		fmt.Fprintln(w, "| engine | path | version | suite | Gbit/s | sender CPU s/GB | receiver CPU s/GB | syscalls/MiB | throughput vs crypto/tls | rounds' range | sender CPU vs | receiver CPU vs |")
 		fmt.Fprintln(w, "|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
