@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -430,11 +431,11 @@ func TestNotTLSFailsFast(t *testing.T) {
 		}()
 		c := NewConn(a, false)
 		srv := tls.Server(c, &tls.Config{Certificates: nil})
-		srv.SetDeadline(time.Now().Add(5 * time.Second))
-		start := time.Now()
-		err := srv.Handshake()
-		if err == nil || time.Since(start) > 2*time.Second {
-			t.Errorf("%q: handshake = %v after %v, want a quick failure", req, err, time.Since(start))
+		// The deadline only stops a handshake that waits for more: its
+		// error then says so (no timed assertion, the machine may be busy).
+		srv.SetDeadline(time.Now().Add(time.Minute))
+		if err := srv.Handshake(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("%q: handshake = %v, want a failure without waiting for more input", req, err)
 		}
 		a.Close()
 		b.Close()
