@@ -496,7 +496,21 @@ func TestHooks(t *testing.T) {
 		t.Logf("h2=%v: %s", h2, body)
 	}
 	ts.srv.Close()
-	time.Sleep(100 * time.Millisecond)
+	// Wait for the StateClosed calls, which come from the connections'
+	// goroutines (a busy machine may take its time).
+	closed := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, s := range states {
+			if s[len(s)-1] != http.StateClosed {
+				return false
+			}
+		}
+		return true
+	}
+	for guard := time.Now().Add(30 * time.Second); !closed() && time.Now().Before(guard); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	for c, s := range states {
