@@ -231,7 +231,7 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 	}
 	srv := &ktlshttp.Server{
 		Server: http.Server{
-			Handler:           accessLog(logger, writeDeadlines(o.writeTimeout, withETag(fsys, http.FileServer(fsys)))),
+			Handler:           serveHandler(fsys, o.writeTimeout, logger),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelInfo),
@@ -293,6 +293,12 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// serveHandler returns the handler of ktls serve: the files of fsys, each
+// write with its deadline (writeTimeout, 0: none), each request logged.
+func serveHandler(fsys http.FileSystem, writeTimeout time.Duration, logger *slog.Logger) http.Handler {
+	return accessLog(logger, writeDeadlines(writeTimeout, withETag(fsys, http.FileServer(fsys))))
 }
 
 // followDir is http.Dir (symbolic links followed wherever they lead) that
