@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ktls-go/ktls"
+	"github.com/ktls-go/ktls/internal/fileserve"
 	"github.com/ktls-go/ktls/ktlshttp"
 )
 
@@ -54,8 +55,8 @@ func serveHandlers(b *testing.B, dir string) map[string]http.Handler {
 	}
 	return map[string]http.Handler{
 		"fileserver": http.FileServer(fsys),
-		"serve":      serveHandler(fsys, defaultWriteTimeout, logger(slog.LevelWarn)),
-		"serve+log":  serveHandler(fsys, defaultWriteTimeout, logger(slog.LevelInfo)),
+		"serve":      serveHandler(fsys, fileserve.DefaultWriteTimeout, logger(slog.LevelWarn)),
+		"serve+log":  serveHandler(fsys, fileserve.DefaultWriteTimeout, logger(slog.LevelInfo)),
 	}
 }
 
