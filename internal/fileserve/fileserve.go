@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -64,7 +65,7 @@ type handler struct {
 }
 
 // request is the state of one request: the files opened for it, and its
-// ResponseWriter with write deadlines (if the handler has them).
+// ResponseWriter (with write deadlines if the handler has them).
 type request struct {
 	deadlineWriter
 	opened opened
@@ -73,11 +74,12 @@ type request struct {
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := &request{opened: opened{fsys: h.fsys}}
+	q.deadlineWriter = deadlineWriter{ResponseWriter: w, d: h.d}
 	if h.d > 0 {
-		q.deadlineWriter = deadlineWriter{ResponseWriter: w, d: h.d, setter: deadlineSetter(w)}
-		w = &q.deadlineWriter
+		q.setter = deadlineSetter(w)
 		defer q.renew() // for the writes net/http makes after the handler
 	}
+	w = &q.deadlineWriter
 	// http.FileServer redirects ".../index.html" to "./" before it opens
 	// anything.
 	if !strings.HasSuffix(r.URL.Path, indexPage) {
@@ -101,7 +103,18 @@ type opened struct {
 	names [2]string
 	files [2]http.File
 	errs  [2]error
+	stat  [2]statFile
 }
+
+// statFile is an *os.File opened for a request with its information, which
+// Stat returns without a system call. deadlineWriter.ReadFrom passes the
+// *os.File on.
+type statFile struct {
+	*os.File
+	fi fs.FileInfo
+}
+
+func (f *statFile) Stat() (fs.FileInfo, error) { return f.fi, nil }
 
 // open opens the file named by r's path as http.FileServer does (and a
 // directory's index.html if the path ends in "/"), and returns the
@@ -131,15 +144,20 @@ func (o *opened) open(r *http.Request) fs.FileInfo {
 
 // add opens name and returns its information, or nil.
 func (o *opened) add(name string) fs.FileInfo {
-	f, err := o.fsys.Open(name)
-	o.names[o.n], o.files[o.n], o.errs[o.n] = name, f, err
+	i := o.n
 	o.n++
+	f, err := o.fsys.Open(name)
+	o.names[i], o.files[i], o.errs[i] = name, f, err
 	if err != nil {
 		return nil
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		return nil
+	}
+	if osf, ok := f.(*os.File); ok {
+		o.stat[i] = statFile{osf, fi}
+		o.files[i] = &o.stat[i]
 	}
 	return fi
 }
@@ -195,7 +213,9 @@ func deadlineSetter(w http.ResponseWriter) writeDeadliner {
 	}
 }
 
-// deadlineWriter renews the write deadline before each write.
+// deadlineWriter renews the write deadline before each write (if setter is
+// not nil), and gives the connection's ReadFrom the files of a request as
+// *os.File values.
 type deadlineWriter struct {
 	http.ResponseWriter
 	setter writeDeadliner
@@ -207,7 +227,10 @@ type deadlineWriter struct {
 // renew moves the deadline to d from now, unless it moved less than d/8
 // ago.
 func (w *deadlineWriter) renew() {
-	if now := time.Now(); w.setter != nil && (w.last.IsZero() || now.Sub(w.last) >= w.d/8) {
+	if w.setter == nil {
+		return
+	}
+	if now := time.Now(); w.last.IsZero() || now.Sub(w.last) >= w.d/8 {
 		w.setter.SetWriteDeadline(now.Add(w.d))
 		w.last = now
 	}
@@ -221,8 +244,10 @@ func (w *deadlineWriter) Write(p []byte) (int, error) {
 // ReadFrom passes r on to the wrapped writer's ReadFrom (sendfile) in
 // steps of writeChunk bytes, each with its own deadline. A step of an
 // io.LimitedReader (http.ServeContent's) is an io.LimitedReader of what it
-// reads, not of it: a ktls.Conn sends an *os.File, or an io.LimitedReader
-// of one, with sendfile, but copies from anything else.
+// reads, not of it, and a statFile's is of its *os.File: a ktls.Conn sends
+// an *os.File, or an io.LimitedReader of one, with sendfile (and its
+// user-space engine reads more than a record at a time from one), but
+// copies from anything else.
 func (w *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
 	rf, ok := w.ResponseWriter.(io.ReaderFrom)
 	if !ok {
@@ -232,11 +257,15 @@ func (w *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
 	if !limited {
 		lr = &io.LimitedReader{R: r, N: 1<<63 - 1}
 	}
+	src := lr.R
+	if f, ok := src.(*statFile); ok {
+		src = f.File
+	}
 	var total int64
 	for lr.N > 0 {
 		w.renew()
 		step := min(lr.N, writeChunk)
-		w.step = io.LimitedReader{R: lr.R, N: step}
+		w.step = io.LimitedReader{R: src, N: step}
 		n, err := rf.ReadFrom(&w.step)
 		lr.N -= n
 		total += n
