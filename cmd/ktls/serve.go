@@ -231,9 +231,14 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 	}
 	srv := &ktlshttp.Server{
 		Server: http.Server{
-			Handler:     serveHandler(fsys, o.writeTimeout, logger),
-			ErrorLog:    slog.NewLogLogger(logger.Handler(), slog.LevelInfo),
-			ConnContext: logConn(logger),
+			Handler:           serveHandler(fsys, o.writeTimeout, logger),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelInfo),
+			ConnContext:       logConn(logger),
+			// An HTTP/2 connection no byte could be written to for the
+			// write timeout is closed, whatever its streams wait for.
+			HTTP2: &http.HTTP2Config{WriteByteTimeout: o.writeTimeout},
 		},
 		Config: &ktls.Config{
 			TLS: tlsConfig,
@@ -242,7 +247,6 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 		},
 		HandshakeTimeout: 10 * time.Second,
 	}
-	fileserve.SetTimeouts(&srv.Server, o.writeTimeout)
 
 	attrs := []any{
 		"url", "https://" + lns[0].Addr().String() + "/",

@@ -547,10 +547,10 @@ func (s *childSpec) hsClient() (*childResult, error) {
 	return m.stop(res), nil
 }
 
-// httpServer serves Dir until stdin ends: with ktlshttp and the handler
-// and timeouts of ktls serve (internal/fileserve, without the access log,
-// as nginx's reference configuration has access_log off), or with
-// http.FileServer, net/http and crypto/tls (EngineCryptoTLS).
+// httpServer serves Dir until stdin ends: with ktlshttp and the handler of
+// ktls serve (internal/fileserve, without the access log, as nginx's
+// reference configuration has access_log off), or with http.FileServer,
+// net/http and crypto/tls (EngineCryptoTLS).
 func (s *childSpec) httpServer(stdin io.Reader, stdout io.Writer) (*childResult, error) {
 	root, err := os.OpenRoot(s.Dir)
 	if err != nil {
@@ -583,7 +583,6 @@ func (s *childSpec) httpServer(stdin io.Reader, stdout io.Writer) (*childResult,
 			Server: http.Server{Handler: fileserve.Handler(fsys, fileserve.DefaultWriteTimeout), ErrorLog: discardLog()},
 			Config: kcfg,
 		}
-		fileserve.SetTimeouts(&ks.Server, fileserve.DefaultWriteTimeout)
 		srv = ks
 		go func() { served <- ks.Serve(ln) }()
 	}

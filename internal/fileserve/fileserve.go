@@ -48,17 +48,6 @@ func Handler(fsys http.FileSystem, writeTimeout time.Duration) http.Handler {
 	return &handler{fsys: fsys, d: writeTimeout}
 }
 
-// SetTimeouts sets the timeouts of ktls serve's server on s: 10 seconds
-// for a request's header, 2 minutes for an idle connection, and on HTTP/2
-// writeTimeout (0: none) for a byte to be written (a connection no byte
-// could be written to for that long is closed, whatever its streams wait
-// for).
-func SetTimeouts(s *http.Server, writeTimeout time.Duration) {
-	s.ReadHeaderTimeout = 10 * time.Second
-	s.IdleTimeout = 2 * time.Minute
-	s.HTTP2 = &http.HTTP2Config{WriteByteTimeout: writeTimeout}
-}
-
 type handler struct {
 	fsys http.FileSystem
 	d    time.Duration
