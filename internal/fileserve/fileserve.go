@@ -1,8 +1,8 @@
 // Package fileserve is the handler of ktls serve, without its access log:
 // http.FileServer with an ETag, each file opened once per request, and a
-// deadline on every write. ktls serve (cmd/ktls) and the servers scenarios
-// of ktls bench (internal/bench) both run it, so that the benchmark
-// measures what users run.
+// deadline on every write. ktls serve (cmd/ktls) and ktls bench's
+// ktls-serve server (internal/bench) both run it, so that the benchmarks
+// measure what users run.
 package fileserve
 
 import (
