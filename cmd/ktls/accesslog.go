@@ -56,11 +56,14 @@ type connInfoKey struct{}
 
 // logConn returns a ConnContext hook that puts the connection's connInfo in
 // its context and logs the connection at debug level after its handshake,
-// with the mode of both directions.
+// with the mode of both directions; nothing if the logger is not enabled
+// at info level.
 func logConn(logger *slog.Logger) func(context.Context, net.Conn) context.Context {
 	return func(ctx context.Context, c net.Conn) context.Context {
 		kc, ok := c.(*ktls.Conn)
-		if !ok {
+		if !ok || !logger.Enabled(ctx, slog.LevelInfo) {
+			// Nothing to log (at info level nor debug): the modes
+			// are not asked for (on kernel TLS, sock_diag system calls).
 			return ctx
 		}
 		tx, rx := kc.Mode()

@@ -14,12 +14,12 @@ import (
 	"os/signal"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/ktls-go/ktls"
+	"github.com/ktls-go/ktls/internal/fileserve"
 	"github.com/ktls-go/ktls/internal/kernel"
 	"github.com/ktls-go/ktls/ktlshttp"
 )
@@ -80,7 +80,7 @@ func serveFlags(w io.Writer) (*flag.FlagSet, *serveOptions) {
 	fs.Func("tx", "where the sending direction's records go, `MODE` auto (the kernel if it can, else user space), kernel (required), user or off (crypto/tls) (default auto)", offloadFlag(&o.tx))
 	fs.Func("rx", "where the receiving direction's records go, `MODE` as for --tx (default auto)", offloadFlag(&o.rx))
 	fs.DurationVar(&o.grace, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, wait this `DURATION` for requests in flight")
-	fs.DurationVar(&o.writeTimeout, "write-timeout", defaultWriteTimeout, "cut off a client that takes no data for `DURATION` (0: never)")
+	fs.DurationVar(&o.writeTimeout, "write-timeout", fileserve.DefaultWriteTimeout, "cut off a client that takes no data for `DURATION` (0: never)")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprint(w, serveUsage)
@@ -231,7 +231,7 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 	}
 	srv := &ktlshttp.Server{
 		Server: http.Server{
-			Handler:           accessLog(logger, writeDeadlines(o.writeTimeout, withETag(fsys, http.FileServer(fsys)))),
+			Handler:           serveHandler(fsys, o.writeTimeout, logger),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelInfo),
@@ -295,6 +295,13 @@ func (o *serveOptions) serve(ctx context.Context, onStop func(), logger *slog.Lo
 	return nil
 }
 
+// serveHandler returns the handler of ktls serve: the files of fsys (with
+// an ETag), each write with its deadline (writeTimeout, 0: none), each
+// request logged at info level.
+func serveHandler(fsys http.FileSystem, writeTimeout time.Duration, logger *slog.Logger) http.Handler {
+	return accessLog(logger, fileserve.Handler(fsys, writeTimeout))
+}
+
 // followDir is http.Dir (symbolic links followed wherever they lead) that
 // opens only regular files and directories, as ktlshttp.RootFS does: other
 // names (FIFO, socket, device) fail with an error wrapping fs.ErrPermission
@@ -340,103 +347,4 @@ func servable(name string, fi fs.FileInfo) error {
 		return nil
 	}
 	return &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("not a regular file or directory: %w", fs.ErrPermission)}
-}
-
-// defaultWriteTimeout is the default of --write-timeout, as nginx's
-// send_timeout.
-const defaultWriteTimeout = 60 * time.Second
-
-// writeChunk is how much of a file body one write deadline covers: with
-// the default timeout a client is cut off below about 4 KiB/s.
-const writeChunk = 256 << 10
-
-// writeDeadlines gives every write of a response d to complete (none if d
-// is 0): a client that stops reading is cut off between 7/8 d and d after
-// the last write it took (the deadline is moved at most every d/8, since
-// on HTTP/2 each move is a message to the connection's goroutine), with its
-// connection (HTTP/1.1) or its stream (HTTP/2: a stream stuck at a zero
-// flow-control window is reset). File bodies that go to the connection's
-// ReadFrom (sendfile) get a new deadline every writeChunk bytes.
-func writeDeadlines(d time.Duration, h http.Handler) http.Handler {
-	if d == 0 {
-		return h
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: d}
-		dw.renew()
-		h.ServeHTTP(dw, r)
-		dw.last = time.Time{}
-		dw.renew() // for the writes net/http makes after the handler
-	})
-}
-
-// deadlineWriter renews the write deadline before each write.
-type deadlineWriter struct {
-	http.ResponseWriter
-	rc   *http.ResponseController
-	d    time.Duration
-	last time.Time // of the last move of the deadline
-}
-
-// renew moves the deadline to d from now, unless it moved less than d/8
-// ago.
-func (w *deadlineWriter) renew() {
-	if now := time.Now(); now.Sub(w.last) >= w.d/8 {
-		w.rc.SetWriteDeadline(now.Add(w.d))
-		w.last = now
-	}
-}
-
-func (w *deadlineWriter) Write(p []byte) (int, error) {
-	w.renew()
-	return w.ResponseWriter.Write(p)
-}
-
-// ReadFrom passes r on to the wrapped writer's ReadFrom (sendfile) in
-// steps of writeChunk bytes, each with its own deadline.
-func (w *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
-	rf, ok := w.ResponseWriter.(io.ReaderFrom)
-	if !ok {
-		return io.Copy(struct{ io.Writer }{w}, r)
-	}
-	var total int64
-	for {
-		w.renew()
-		n, err := rf.ReadFrom(&io.LimitedReader{R: r, N: writeChunk})
-		total += n
-		if err != nil || n < writeChunk {
-			return total, err
-		}
-	}
-}
-
-// Unwrap gives http.ResponseController the wrapped writer.
-func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// withETag sets an ETag from size and modification time on responses for
-// regular files (or a directory's index.html), so that If-None-Match and
-// If-Range work as If-Modified-Since does with http.FileServer alone.
-func withETag(fsys http.FileSystem, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			name := path.Clean("/" + r.URL.Path)
-			fi, err := stat(fsys, name)
-			if err == nil && fi.IsDir() {
-				fi, err = stat(fsys, path.Join(name, "index.html"))
-			}
-			if err == nil && fi.Mode().IsRegular() {
-				w.Header().Set("ETag", `"`+strconv.FormatInt(fi.ModTime().UnixNano(), 36)+"-"+strconv.FormatInt(fi.Size(), 36)+`"`)
-			}
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
-func stat(fsys http.FileSystem, name string) (fs.FileInfo, error) {
-	f, err := fsys.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return f.Stat()
 }

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/ktls-go/ktls"
+	"github.com/ktls-go/ktls/internal/fileserve"
 	"github.com/ktls-go/ktls/ktlshttp"
 )
 
@@ -546,15 +547,17 @@ func (s *childSpec) hsClient() (*childResult, error) {
 	return m.stop(res), nil
 }
 
-// httpServer serves Dir with ktlshttp (as ktls serve does) or with
-// net/http and crypto/tls until stdin ends.
+// httpServer serves Dir until stdin ends: with ktlshttp and the handler of
+// ktls serve (internal/fileserve, without the access log, as nginx's
+// reference configuration has access_log off), or with http.FileServer,
+// net/http and crypto/tls (EngineCryptoTLS).
 func (s *childSpec) httpServer(stdin io.Reader, stdout io.Writer) (*childResult, error) {
 	root, err := os.OpenRoot(s.Dir)
 	if err != nil {
 		return nil, err
 	}
 	defer root.Close()
-	h := http.FileServer(ktlshttp.RootFS(root))
+	fsys := ktlshttp.RootFS(root)
 	cfg, err := s.tlsConfig(true)
 	if err != nil {
 		return nil, err
@@ -572,12 +575,12 @@ func (s *childSpec) httpServer(stdin io.Reader, stdout io.Writer) (*childResult,
 	}
 	served := make(chan error, 1)
 	if s.Engine == EngineCryptoTLS {
-		hs := &http.Server{Handler: h, TLSConfig: cfg, ErrorLog: discardLog()}
+		hs := &http.Server{Handler: http.FileServer(fsys), TLSConfig: cfg, ErrorLog: discardLog()}
 		srv = hs
 		go func() { served <- hs.ServeTLS(ln, "", "") }()
 	} else {
 		ks := &ktlshttp.Server{
-			Server: http.Server{Handler: h, ErrorLog: discardLog()},
+			Server: http.Server{Handler: fileserve.Handler(fsys, fileserve.DefaultWriteTimeout), ErrorLog: discardLog()},
 			Config: kcfg,
 		}
 		srv = ks

@@ -23,7 +23,7 @@ import (
 
 // Servers of the servers scenarios (Result.Server).
 const (
-	ServerKTLS      = "ktls-serve" // ktlshttp as ktls serve runs it; kernel engine where the kernel has TLS
+	ServerKTLS      = "ktls-serve" // ktlshttp with ktls serve's handler (internal/fileserve, no access log); kernel engine where the kernel has TLS
 	ServerNetHTTP   = "net/http"   // net/http + crypto/tls
 	ServerNginxKTLS = "nginx-ktls" // nginx, 1 worker, sendfile, ssl_conf_command Options KTLS
 	ServerNginx     = "nginx"      // the same nginx without kernel TLS
