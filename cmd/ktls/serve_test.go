@@ -389,7 +389,9 @@ func TestServeShutdown(t *testing.T) {
 	www, big := tree(t, 8<<20+3) // more than the socket buffers hold
 	for _, h2 := range []bool{false, true} {
 		t.Run(fmt.Sprintf("h2=%v", h2), func(t *testing.T) {
-			ts := startServe(t, &serveOptions{dir: www})
+			// The grace must cover the rest of the download, which a
+			// busy machine (-race, load 12) took more than 5 s for.
+			ts := startServe(t, &serveOptions{dir: www, grace: 2 * time.Minute})
 			c := ts.client(h2)
 			defer c.CloseIdleConnections()
 			resp, err := c.Get("https://" + ts.addr + "/big.bin")
