@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/tls"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -124,6 +126,37 @@ func BenchmarkWriterReadFrom(b *testing.B) {
 			for b.Loop() {
 				src.Reset(p)
 				if _, err := w.ReadFrom(src); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkWriterReadFromFile reads 1 MiB per operation from a file (in
+// the page cache) through Writer.ReadFrom to io.Discard: the path of
+// Conn.ReadFrom(*os.File) in user space, system calls included.
+func BenchmarkWriterReadFromFile(b *testing.B) {
+	name := filepath.Join(b.TempDir(), "f")
+	if err := os.WriteFile(name, make([]byte, 1<<20), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	for _, st := range allSuites {
+		sl, _ := pair(b, st.version, st.suite)
+		w := NewWriter(io.Discard, sl)
+		b.Run(suiteName(st.version, st.suite), func(b *testing.B) {
+			b.SetBytes(1 << 20)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := f.Seek(0, io.SeekStart); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := w.ReadFrom(f); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -90,7 +90,9 @@ func (w *Writer) Write(p []byte) (n int, err error) {
 // must copy a TLS 1.3 payload to append its inner content type). While reads
 // fill whole records, as from a file, up to 16 records are batched into one
 // write; a short read sends what has been read at once, so that data from a
-// stream is not held back. The buffer holds one record for a source that may
+// stream is not held back. On Linux a regular file (an *os.File, also
+// behind an io.LimitedReader) is read into the payloads of a whole batch
+// with one readv(2). The buffer holds one record for a source that may
 // block (a socket, a pipe) and no more records than an io.LimitedReader has
 // left. ReadFrom returns the number of bytes read from r and written, and the
 // first error other than io.EOF.
@@ -121,18 +123,35 @@ func (w *Writer) ReadFromAfter(p []byte, r io.Reader) (n int64, err error) {
 	batching := records > 1
 	w.getBuf(records * slot)
 	defer w.putBuf()
+	// A regular file is read into all the batch's records with one call.
+	var fr *fileReader
+	if batching {
+		if fr = newFileReader(r); fr != nil {
+			defer fr.release()
+		}
+	}
 	for {
 		var rerr, serr error
 		batch := 0
-		for more := true; more && rerr == nil && len(w.buf)+slot <= cap(w.buf); {
+		// p, if any, goes first in the first record.
+		k := copy(w.buf[off:off+MaxPlaintext], p)
+		p = p[k:]
+		got := 0 // what fr read into the slots and is not sealed yet
+		if fr != nil {
+			got, rerr = fr.fill(w.buf[:cap(w.buf)], off, slot, k)
+		}
+		for more := true; more && len(w.buf)+slot <= cap(w.buf); k = 0 {
 			start := len(w.buf) + off
 			rec := w.buf[start : start+MaxPlaintext]
-			k := copy(rec, p) // p, if any, goes first in the first record
-			p = p[k:]
 			var m int
-			m, rerr = r.Read(rec[k:])
-			if m < 0 || m > len(rec)-k {
-				m, rerr = 0, errors.New("record: invalid Read result")
+			if fr != nil {
+				m = min(got, len(rec)-k)
+				got -= m
+			} else {
+				m, rerr = r.Read(rec[k:])
+				if m < 0 || m > len(rec)-k {
+					m, rerr = 0, errors.New("record: invalid Read result")
+				}
 			}
 			if k+m > 0 {
 				if w.buf, serr = w.s.Seal(w.buf, TypeApplicationData, rec[:k+m]); serr != nil {
@@ -140,7 +159,7 @@ func (w *Writer) ReadFromAfter(p []byte, r io.Reader) (n int64, err error) {
 				}
 				batch += m
 			}
-			more = batching && k+m == len(rec)
+			more = batching && rerr == nil && k+m == len(rec)
 		}
 		if err := w.flush(); err != nil {
 			return n, err

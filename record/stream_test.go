@@ -3,11 +3,15 @@ package record
 import (
 	"bytes"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -615,4 +619,121 @@ func TestReadFromBatch(t *testing.T) {
 			t.Errorf("%s: %d records, want %d", c.what, got, c.want)
 		}
 	}
+}
+
+// TestWriterReadFromFile: ReadFrom and ReadFromAfter of a regular file,
+// alone or behind an io.LimitedReader, send its bytes in full records, 16
+// to a write, read nothing beyond the limit, and (on Linux, by readv(2))
+// take one read-type system call per batch, not one per record.
+func TestWriterReadFromFile(t *testing.T) {
+	data := make([]byte, 40*MaxPlaintext+100)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	name := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(name, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, st := range allSuites {
+		for _, c := range []struct {
+			what   string
+			prefix int
+			limit  int64 // -1: the file itself
+			writes []int // records per write
+			first  int   // the first record's payload
+		}{
+			{"file", 0, -1, []int{16, 16, 9}, MaxPlaintext},
+			{"limit mid-record", 0, 20*MaxPlaintext + 7, []int{16, 5}, MaxPlaintext},
+			{"limit of 3 records", 0, 3 * MaxPlaintext, []int{3}, MaxPlaintext},
+			{"header and file", 200, -1, []int{16, 16, 9}, MaxPlaintext},
+			{"header and 3 records' worth", 200, 3*MaxPlaintext - 200, []int{3}, MaxPlaintext},
+			{"header and empty limit", 200, 0, []int{1}, 200},
+		} {
+			what := tls.CipherSuiteName(st.suite) + " " + c.what
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				t.Fatal(err)
+			}
+			var r io.Reader = f
+			want := data
+			if c.limit >= 0 {
+				r, want = io.LimitReader(f, c.limit), data[:c.limit]
+			}
+			prefix := bytes.Repeat([]byte("h"), c.prefix)
+			sl, o := pair(t, st.version, st.suite)
+			var cw callWriter
+			before := readCalls(t)
+			n, err := NewWriter(&cw, sl).ReadFromAfter(prefix, r)
+			calls := readCalls(t) - before
+			if err != nil || n != int64(len(want)) {
+				t.Fatalf("%s: ReadFromAfter = %d, %v, want %d", what, n, err, len(want))
+			}
+			if off, _ := f.Seek(0, io.SeekCurrent); off != int64(len(want)) {
+				t.Errorf("%s: file offset %d after reading %d bytes", what, off, len(want))
+			}
+			// Each write holds whole records: count them.
+			wire := cw.Bytes()
+			var writes []int
+			for _, size := range cw.calls {
+				recs := 0
+				for b := wire[:size]; len(b) >= HeaderLen; recs++ {
+					b = b[min(len(b), HeaderLen+int(binary.BigEndian.Uint16(b[3:5]))):]
+				}
+				writes = append(writes, recs)
+				wire = wire[size:]
+			}
+			rd := NewReader(&cw.Buffer, o)
+			var got []byte
+			for {
+				_, pt, err := rd.ReadRecord()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("%s: %v", what, err)
+				}
+				if len(got) == 0 && len(pt) != c.first {
+					t.Errorf("%s: first record of %d bytes, want %d", what, len(pt), c.first)
+				}
+				got = append(got, pt...)
+			}
+			if !bytes.Equal(got, append(prefix, want...)) {
+				t.Errorf("%s: data differs", what)
+			}
+			if !slices.Equal(writes, c.writes) {
+				t.Errorf("%s: records per write %v, want %v", what, writes, c.writes)
+			}
+			if runtime.GOOS == "linux" && calls > int64(len(c.writes))+4 {
+				t.Errorf("%s: %d read calls for %d writes", what, calls, len(c.writes))
+			}
+		}
+	}
+}
+
+// readCalls returns the read-type system calls of the process so far
+// (syscr of /proc/self/io) on Linux, else 0.
+func readCalls(t *testing.T) int64 {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		return 0
+	}
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "syscr: "); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatal("no syscr in /proc/self/io")
+	return 0
 }

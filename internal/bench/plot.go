@@ -103,6 +103,24 @@ func WritePlot(file, title string, results []Result) error {
 	return nil
 }
 
+// rateRange is the rate ratio with the rounds' range, zeros for a row that
+// was not compared to that server (v nil).
+func (v *ServerRatio) rateRange() (med, lo, hi float64) {
+	if v == nil {
+		return 0, 0, 0
+	}
+	return v.Rate, v.RateMin, v.RateMax
+}
+
+// cpuRange is the server CPU ratio with the rounds' range, zeros for a row
+// that was not compared to that server (v nil).
+func (v *ServerRatio) cpuRange() (med, lo, hi float64) {
+	if v == nil {
+		return 0, 0, 0
+	}
+	return v.CPU, v.CPUMin, v.CPUMax
+}
+
 // writeServersPlot draws, for every ktls-serve row of the servers
 // scenarios, its rate and server CPU ratios to nginx-ktls and to net/http as
 // horizontal bars, with the rounds' range as error bars.
@@ -125,28 +143,16 @@ func writeServersPlot(file, title string, rs []Result) error {
 		value func(r Result) (v, lo, hi float64)
 	}{
 		{"rate vs nginx-ktls, higher is better", color.RGBA{R: 31, G: 119, B: 180, A: 255}, func(r Result) (float64, float64, float64) {
-			if v := r.VsNginxKTLS; v != nil {
-				return v.Rate, v.RateMin, v.RateMax
-			}
-			return 0, 0, 0
+			return r.VsNginxKTLS.rateRange()
 		}},
 		{"server CPU vs nginx-ktls, lower is better", color.RGBA{R: 255, G: 127, B: 14, A: 255}, func(r Result) (float64, float64, float64) {
-			if v := r.VsNginxKTLS; v != nil {
-				return v.CPU, v.CPUMin, v.CPUMax
-			}
-			return 0, 0, 0
+			return r.VsNginxKTLS.cpuRange()
 		}},
 		{"rate vs net/http, higher is better", color.RGBA{R: 44, G: 160, B: 44, A: 255}, func(r Result) (float64, float64, float64) {
-			if v := r.VsNetHTTP; v != nil {
-				return v.Rate, v.RateMin, v.RateMax
-			}
-			return 0, 0, 0
+			return r.VsNetHTTP.rateRange()
 		}},
 		{"server CPU vs net/http, lower is better", color.RGBA{R: 214, G: 39, B: 40, A: 255}, func(r Result) (float64, float64, float64) {
-			if v := r.VsNetHTTP; v != nil {
-				return v.CPU, v.CPUMin, v.CPUMax
-			}
-			return 0, 0, 0
+			return r.VsNetHTTP.cpuRange()
 		}},
 	}
 	// Each bar is a thick line from 0 to the ratio, and the rounds' range
