@@ -164,7 +164,8 @@ const maxKeptHeld = 4096
 
 // limitTo returns r limited to n bytes, and the function to call with the
 // number of bytes read that accounts them to r when r is itself an
-// io.LimitedReader (so that sendFile still sees a file behind one level).
+// io.LimitedReader (so that sendFile sees the file behind no more levels
+// than r had).
 func limitTo(r io.Reader, n int64) (io.Reader, func(int64)) {
 	if lr, ok := r.(*io.LimitedReader); ok {
 		inner := &io.LimitedReader{R: lr.R, N: min(lr.N, n)}

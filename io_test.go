@@ -3,6 +3,7 @@ package ktls
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -47,6 +48,55 @@ func TestKernelSendfile(t *testing.T) {
 	ktlstest.RequireKernel(t)
 	if n, want := testReadFromFile(t, OffloadKernel), int64(ioSize()-100); n != want {
 		t.Errorf("sendfile sent %d bytes, want %d", n, want)
+	}
+}
+
+// TestKernelSendfileNestedLimit: a file behind two io.LimitedReaders (a
+// wrapper that sends a body in steps, each limited, of a reader ServeContent
+// already limited) still goes through sendfile(2), and each limit counts
+// what was sent.
+func TestKernelSendfileNestedLimit(t *testing.T) {
+	ktlstest.RequireKernel(t)
+	data := testData(ioSize(), 4)
+	name := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(name, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	want := data[:len(data)/2]
+	inner := &io.LimitedReader{R: f, N: int64(len(data) - 100)}
+	outer := &io.LimitedReader{R: inner, N: int64(len(want))}
+	pr := engineConn(t, OffloadKernel)
+	errc := make(chan error, 1)
+	go func() {
+		n, err := pr.k.ReadFrom(outer)
+		if err == nil && n != int64(len(want)) {
+			err = fmt.Errorf("ReadFrom sent %d bytes, want %d", n, len(want))
+		}
+		if err == nil {
+			err = pr.k.CloseWrite()
+		}
+		errc <- err
+	}()
+	got, err := io.ReadAll(pr.p)
+	if err != nil {
+		t.Errorf("peer read: %v", err)
+	}
+	if err := <-errc; err != nil {
+		t.Error(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("file -> peer: %s", firstDiff(got, want))
+	}
+	if outer.N != 0 || inner.N != int64(len(data)-100-len(want)) {
+		t.Errorf("limits left: outer %d, inner %d; want 0, %d", outer.N, inner.N, len(data)-100-len(want))
+	}
+	if n := pr.k.sendfileBytes.Load(); n != int64(len(want)) {
+		t.Errorf("sendfile sent %d bytes, want %d", n, len(want))
 	}
 }
 

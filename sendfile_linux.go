@@ -14,18 +14,20 @@ import (
 const maxSendfile = 1 << 30
 
 // sendFile sends the rest of r with sendfile(2) if r is a regular file (see
-// file) or an io.LimitedReader of one, whose FileInfo (from source) is fi;
-// handled is false otherwise. c.out is held and the sending direction is in
-// the kernel, which makes the records. sendfile(2) reads from the file's
-// offset and advances it, as a read would. The bytes sent are counted in c.sendfileBytes. What Write held
-// while corked (see Conn.Cork) goes first, in the file's first record.
+// file) or an io.LimitedReader of one (also nested), whose FileInfo (from
+// source) is fi; handled is false otherwise. c.out is held and the sending
+// direction is in the kernel, which makes the records. sendfile(2) reads
+// from the file's offset and advances it, as a read would. The bytes sent
+// are counted in c.sendfileBytes. What Write held while corked (see
+// Conn.Cork) goes first, in the file's first record.
 func (c *Conn) sendFile(r io.Reader, fi fs.FileInfo) (written int64, handled bool, err error) {
-	remain := int64(1) << 62
-	lr, limited := r.(*io.LimitedReader)
-	if limited {
-		remain, r = lr.N, lr.R
+	// The limits in front of the file, outermost first: a wrapper that
+	// sends a body in steps may limit a reader already limited.
+	remain, inner := int64(1)<<62, r
+	for lr, ok := inner.(*io.LimitedReader); ok; lr, ok = inner.(*io.LimitedReader) {
+		remain, inner = min(remain, lr.N), lr.R
 	}
-	f, ok := r.(file)
+	f, ok := inner.(file)
 	if !ok || fi == nil {
 		return 0, false, nil
 	}
@@ -98,7 +100,7 @@ func (c *Conn) sendFile(r io.Reader, fi fs.FileInfo) (written int64, handled boo
 	if serr == nil {
 		serr = cerr
 	}
-	if limited {
+	for lr, ok := r.(*io.LimitedReader); ok; lr, ok = lr.R.(*io.LimitedReader) {
 		lr.N -= written
 	}
 	return written, true, serr
