@@ -493,7 +493,7 @@ func interopTLS13(t *testing.T, suite uint16) {
 	h := info.hashFunc()
 	th := h()
 	th.Write(transcript)
-	mac := hmac.New(h, expandLabel(h, kl.secret("CLIENT_HANDSHAKE_TRAFFIC_SECRET"), "finished", info.hashLen()))
+	mac := hmac.New(h, expandLabel(hmac.New(h, kl.secret("CLIENT_HANDSHAKE_TRAFFIC_SECRET")), "finished", info.hashLen()))
 	mac.Write(th.Sum(nil))
 	fin := append([]byte{20, 0, 0, byte(info.hashLen())}, mac.Sum(nil)...)
 	hsSealer, _ := NewSealer(cHS)

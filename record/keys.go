@@ -6,10 +6,7 @@ import (
 	"crypto/sha512"
 	"crypto/tls"
 	"hash"
-	"io"
 	"strconv"
-
-	"golang.org/x/crypto/hkdf"
 )
 
 // hashFunc returns the PRF / HKDF hash of a suite.
@@ -41,19 +38,31 @@ func suiteFor(suite, version uint16) (suiteInfo, error) {
 }
 
 // expandLabel is HKDF-Expand-Label from RFC 8446 section 7.1 with an empty
-// context.
-func expandLabel(h func() hash.Hash, secret []byte, label string, length int) []byte {
+// context: HKDF-Expand (RFC 5869 section 2.3) with mac, an HMAC keyed with
+// the secret, which it resets before use (one HMAC serves every label of a
+// secret).
+func expandLabel(mac hash.Hash, label string, length int) []byte {
 	const prefix = "tls13 "
-	info := make([]byte, 0, 2+1+len(prefix)+len(label)+1)
+	info := make([]byte, 0, 2+1+len(prefix)+len(label)+1+1)
 	info = append(info, byte(length>>8), byte(length), byte(len(prefix)+len(label)))
 	info = append(info, prefix...)
 	info = append(info, label...)
 	info = append(info, 0) // empty context
-	out := make([]byte, length)
-	if _, err := io.ReadFull(hkdf.Expand(h, secret, info), out); err != nil {
-		// Only possible for length > 255*hash size, which never happens here.
-		panic("record: HKDF-Expand-Label: " + err.Error())
+	n := len(info)
+	out := make([]byte, 0, length)
+	var t []byte // T(i-1)
+	for i := 1; len(out) < length; i++ {
+		if i > 255 {
+			// Only possible for length > 255*hash size, which never happens here.
+			panic("record: HKDF-Expand-Label: output too long")
+		}
+		mac.Reset()
+		mac.Write(t)
+		mac.Write(append(info[:n], byte(i)))
+		t = mac.Sum(t[:0])
+		out = append(out, t[:min(len(t), length-len(out))]...)
 	}
+	clear(t)
 	return out
 }
 
@@ -77,12 +86,12 @@ func TLS13Session(suite uint16, trafficSecret []byte) (*Session, error) {
 	if err := checkSecret(info, trafficSecret); err != nil {
 		return nil, err
 	}
-	h := info.hashFunc()
+	mac := hmac.New(info.hashFunc(), trafficSecret)
 	return &Session{
 		Version:     VersionTLS13,
 		CipherSuite: suite,
-		Key:         expandLabel(h, trafficSecret, "key", info.cipher.KeyLen()),
-		IV:          expandLabel(h, trafficSecret, "iv", nonceLen),
+		Key:         expandLabel(mac, "key", info.cipher.KeyLen()),
+		IV:          expandLabel(mac, "iv", nonceLen),
 	}, nil
 }
 
@@ -98,7 +107,7 @@ func TLS13NextSecret(suite uint16, trafficSecret []byte) ([]byte, error) {
 	if err := checkSecret(info, trafficSecret); err != nil {
 		return nil, err
 	}
-	return expandLabel(info.hashFunc(), trafficSecret, "traffic upd", info.hashLen()), nil
+	return expandLabel(hmac.New(info.hashFunc(), trafficSecret), "traffic upd", info.hashLen()), nil
 }
 
 // prf12 is the TLS 1.2 PRF, P_hash(secret, label + seed), from RFC 5246
