@@ -15,21 +15,30 @@ var newConnResponse = bytes.Repeat([]byte{'x'}, 4096)
 // serveOneConn runs the server side of one short connection on ss, as an
 // HTTP/1.1 server does for a client that makes one request per connection:
 // the handshake (ktls: and the hand-off), the request read, one 4 KiB
-// response, and Close (close_notify). useKTLS picks ktls with cfg's
-// policy, else crypto/tls with cfg.TLS.
-func serveOneConn(ss net.Conn, useKTLS bool, cfg *Config) error {
-	var server net.Conn
-	if useKTLS {
-		server = Server(ss, cfg)
+// response, and Close (close_notify). server is "crypto-tls" (with
+// cfg.TLS), "ktls" (ktls with cfg's policy) or "ktls+Mode", which also asks
+// for the connection's Mode after the handshake, as ktls serve's access log
+// does.
+func serveOneConn(ss net.Conn, server string, cfg *Config) error {
+	var c net.Conn
+	if server == "crypto-tls" {
+		c = tls.Server(ss, cfg.TLS)
 	} else {
-		server = tls.Server(ss, cfg.TLS)
+		kc := Server(ss, cfg)
+		if server == "ktls+Mode" {
+			if err := kc.Handshake(); err != nil {
+				return err
+			}
+			kc.Mode()
+		}
+		c = kc
 	}
 	req := make([]byte, 64)
-	_, err := server.Read(req)
+	_, err := c.Read(req)
 	if err == nil {
-		_, err = server.Write(newConnResponse)
+		_, err = c.Write(newConnResponse)
 	}
-	if cerr := server.Close(); err == nil {
+	if cerr := c.Close(); err == nil {
 		err = cerr
 	}
 	return err
@@ -54,7 +63,7 @@ func fetchOneConn(cc net.Conn, cfg *tls.Config) error {
 // (serveOneConn) against a crypto/tls client; the client's allocations are
 // the same for both servers, so the difference of allocs/op between
 // BenchmarkServerConn's crypto/tls and ktls runs is the server's.
-func benchServerConn(b *testing.B, useKTLS bool, version uint16) {
+func benchServerConn(b *testing.B, server string, version uint16) {
 	cfg := &Config{TLS: serverTLS(), TX: OffloadAuto, RX: OffloadAuto}
 	cfg.TLS.MaxVersion = version
 	cli := clientTLS()
@@ -65,7 +74,7 @@ func benchServerConn(b *testing.B, useKTLS bool, version uint16) {
 		b.StopTimer()
 		cc, ss := tcpPair(b)
 		b.StartTimer()
-		go func() { errc <- serveOneConn(ss, useKTLS, cfg) }()
+		go func() { errc <- serveOneConn(ss, server, cfg) }()
 		if err := fetchOneConn(cc, cli); err != nil {
 			b.Fatal(err)
 		}
@@ -77,13 +86,15 @@ func benchServerConn(b *testing.B, useKTLS bool, version uint16) {
 
 // BenchmarkServerConn is a new connection per iteration with one 4 KiB
 // response: crypto/tls or ktls (automatic policy: the kernel where it has
-// TLS, else user space) on the server, crypto/tls on the client.
+// TLS, else user space; with or without a Mode call) on the server,
+// crypto/tls on the client.
 func BenchmarkServerConn(b *testing.B) {
 	for _, v := range []struct {
 		name    string
 		version uint16
 	}{{"tls12", tls.VersionTLS12}, {"tls13", tls.VersionTLS13}} {
-		b.Run("crypto-tls/"+v.name, func(b *testing.B) { benchServerConn(b, false, v.version) })
-		b.Run("ktls/"+v.name, func(b *testing.B) { benchServerConn(b, true, v.version) })
+		for _, server := range []string{"crypto-tls", "ktls", "ktls+Mode"} {
+			b.Run(server+"/"+v.name, func(b *testing.B) { benchServerConn(b, server, v.version) })
+		}
 	}
 }

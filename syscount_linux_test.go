@@ -20,8 +20,8 @@ import (
 )
 
 // syscountChild is the environment variable that makes TestServeConnsChild
-// the server of BenchmarkServerConnSyscalls: "ktls" or "crypto-tls", a
-// space, and the TLS version (hex).
+// the server of BenchmarkServerConnSyscalls: the server (as serveOneConn
+// takes it), a space, and the TLS version (hex).
 const syscountChild = "KTLS_SYSCOUNT_CHILD"
 
 // TestServeConnsChild is the traced server process of
@@ -47,7 +47,7 @@ func TestServeConnsChild(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := serveOneConn(c, strings.HasPrefix(mode, "ktls "), cfg); err != nil {
+		if err := serveOneConn(c, mode[:strings.IndexByte(mode, ' ')], cfg); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -143,7 +143,7 @@ var socketSyscalls = map[uint64]string{
 // BenchmarkServerConnSyscalls counts the system calls of a server process
 // per new connection with one 4 KiB response (serveOneConn): crypto/tls or
 // ktls (the kernel where it has TLS, as Config.KernelWithoutRekey; else
-// user space) in a child process traced with ptrace, against a crypto/tls
+// user space; with or without a Mode call) in a child process traced with ptrace, against a crypto/tls
 // client here. It reports the socket's system calls per connection
 // (socket-syscalls/op; setsockopt/op of them), all the server's
 // (syscalls/op: with the Go runtime's futex, epoll_pwait, nanosleep...) and
@@ -155,7 +155,7 @@ func BenchmarkServerConnSyscalls(b *testing.B) {
 		name    string
 		version uint16
 	}{{"tls12", tls.VersionTLS12}, {"tls13", tls.VersionTLS13}} {
-		for _, server := range []string{"crypto-tls", "ktls"} {
+		for _, server := range []string{"crypto-tls", "ktls", "ktls+Mode"} {
 			b.Run(server+"/"+v.name, func(b *testing.B) { benchSyscalls(b, server, v.version) })
 		}
 	}

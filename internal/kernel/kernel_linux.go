@@ -255,13 +255,21 @@ func recordOf(n int, oob []byte, flags int) (record.ContentType, int, error) {
 // directions. The kernel shows the TLS attributes only to a caller with
 // CAP_NET_ADMIN; without it SocketInfo of a TLS socket fails with an error
 // wrapping EPERM.
-func SocketInfo(c syscall.RawConn) (Info, error) {
-	var ulp string
+func SocketInfo(c syscall.RawConn) (Info, error) { return socketInfo(c, false) }
+
+// AttachedSocketInfo is SocketInfo of a socket that has the TLS ULP (Attach
+// succeeded on it): it does not ask the socket for its ULP first.
+func AttachedSocketInfo(c syscall.RawConn) (Info, error) { return socketInfo(c, true) }
+
+func socketInfo(c syscall.RawConn, attached bool) (Info, error) {
+	ulp := "tls"
 	var local, remote unix.Sockaddr
 	err := control(c, func(fd int) error {
 		var err error
-		if ulp, err = unix.GetsockoptString(fd, unix.IPPROTO_TCP, unix.TCP_ULP); err != nil {
-			return os.NewSyscallError("getsockopt TCP_ULP", err)
+		if !attached {
+			if ulp, err = unix.GetsockoptString(fd, unix.IPPROTO_TCP, unix.TCP_ULP); err != nil {
+				return os.NewSyscallError("getsockopt TCP_ULP", err)
+			}
 		}
 		if local, err = unix.Getsockname(fd); err != nil {
 			return os.NewSyscallError("getsockname", err)
@@ -300,12 +308,20 @@ func sockDiag(local, remote unix.Sockaddr) (diagResult, error) {
 	if err != nil {
 		return diagResult{}, err
 	}
-	resp, err := diagQuery(req)
+	buf := diagBufPool.Get().(*[diagBufLen]byte)
+	defer diagBufPool.Put(buf)
+	resp, err := diagQuery(req, buf[:])
 	if err != nil {
 		return diagResult{}, err
 	}
 	return parseDiagResponse(resp, seq, la.Port(), ra.Port())
 }
+
+// diagBufLen is the room for the kernel's answer to one sock_diag query.
+const diagBufLen = 16384
+
+// diagBufPool holds the buffers of diagQuery between queries.
+var diagBufPool = sync.Pool{New: func() any { return new([diagBufLen]byte) }}
 
 // addrPort converts a socket address to netip form and its IPv6 scope id.
 func addrPort(sa unix.Sockaddr) (netip.AddrPort, uint32, bool) {
@@ -318,25 +334,22 @@ func addrPort(sa unix.Sockaddr) (netip.AddrPort, uint32, bool) {
 	return netip.AddrPort{}, 0, false
 }
 
-// diagQuery sends one sock_diag request and returns the kernel's answer.
-func diagQuery(req []byte) ([]byte, error) {
+// diagQuery sends one sock_diag request and returns the kernel's answer,
+// read into buf.
+func diagQuery(req, buf []byte) ([]byte, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
 	if err != nil {
 		return nil, os.NewSyscallError("socket NETLINK_SOCK_DIAG", err)
 	}
 	defer unix.Close(fd)
-	// The kernel answers within sendto; the timeout only guards against a
-	// kernel that never does.
-	tv := unix.Timeval{Sec: 5}
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		return nil, os.NewSyscallError("setsockopt SO_RCVTIMEO", err)
-	}
 	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return nil, os.NewSyscallError("sendto NETLINK_SOCK_DIAG", err)
 	}
-	buf := make([]byte, 16384)
+	// The kernel answers a query for one socket within sendto: the answer
+	// is queued (or sendto failed), and a receive that would wait means
+	// there is none.
 	for {
-		n, _, err := unix.Recvfrom(fd, buf, 0)
+		n, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
 		if err == unix.EINTR {
 			continue
 		}
