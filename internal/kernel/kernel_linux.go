@@ -263,7 +263,8 @@ func AttachedSocketInfo(c syscall.RawConn) (Info, error) { return socketInfo(c, 
 
 func socketInfo(c syscall.RawConn, attached bool) (Info, error) {
 	ulp := "tls"
-	var local, remote unix.Sockaddr
+	var local, remote netip.AddrPort
+	var ifindex uint32
 	err := control(c, func(fd int) error {
 		var err error
 		if !attached {
@@ -271,13 +272,8 @@ func socketInfo(c syscall.RawConn, attached bool) (Info, error) {
 				return os.NewSyscallError("getsockopt TCP_ULP", err)
 			}
 		}
-		if local, err = unix.Getsockname(fd); err != nil {
-			return os.NewSyscallError("getsockname", err)
-		}
-		if remote, err = unix.Getpeername(fd); err != nil {
-			return os.NewSyscallError("getpeername", err)
-		}
-		return nil
+		local, remote, ifindex, err = sockAddrs(fd)
+		return err
 	})
 	if err != nil {
 		return Info{}, err
@@ -285,7 +281,7 @@ func socketInfo(c syscall.RawConn, attached bool) (Info, error) {
 	if ulp != "tls" {
 		return Info{}, nil
 	}
-	r, err := sockDiag(local, remote)
+	r, err := sockDiag(local, remote, ifindex)
 	if err != nil {
 		return Info{}, err
 	}
@@ -295,16 +291,47 @@ func socketInfo(c syscall.RawConn, attached bool) (Info, error) {
 	return r.info, nil
 }
 
-// sockDiag asks sock_diag about the TCP socket with the given local and
-// remote addresses.
-func sockDiag(local, remote unix.Sockaddr) (diagResult, error) {
-	la, lif, ok1 := addrPort(local)
-	ra, _, ok2 := addrPort(remote)
-	if !ok1 || !ok2 {
-		return diagResult{}, fmt.Errorf("kernel: sock_diag: not a TCP/IP socket")
+// sockAddrs returns the local and remote address of the TCP/IP socket fd
+// (getsockname, getpeername) and, for IPv6, the local scope's interface
+// index. It decodes the addresses itself: unix.Getsockname asks the socket
+// for its protocol (getsockopt SO_PROTOCOL) each time.
+func sockAddrs(fd int) (local, remote netip.AddrPort, ifindex uint32, err error) {
+	if local, ifindex, err = sockAddr(fd, unix.SYS_GETSOCKNAME, "getsockname"); err == nil {
+		remote, _, err = sockAddr(fd, unix.SYS_GETPEERNAME, "getpeername")
 	}
+	return local, remote, ifindex, err
+}
+
+// sockAddr runs getsockname or getpeername (trap) on fd and decodes an IPv4
+// or IPv6 address.
+func sockAddr(fd int, trap uintptr, name string) (netip.AddrPort, uint32, error) {
+	var rsa unix.RawSockaddrAny
+	n := uint32(unix.SizeofSockaddrAny)
+	if _, _, e := unix.Syscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n))); e != 0 {
+		return netip.AddrPort{}, 0, os.NewSyscallError(name, e)
+	}
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&rsa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), port(sa.Port)), 0, nil
+	case unix.AF_INET6:
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&rsa))
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), port(sa.Port)), sa.Scope_id, nil
+	}
+	return netip.AddrPort{}, 0, errors.New("kernel: sock_diag: not a TCP/IP socket")
+}
+
+// port converts a sockaddr's port, in network byte order, to a number.
+func port(p uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(&p))
+	return binary.BigEndian.Uint16(b[:])
+}
+
+// sockDiag asks sock_diag about the TCP socket with the given local and
+// remote addresses (ifindex: the local IPv6 scope's interface, else 0).
+func sockDiag(local, remote netip.AddrPort, ifindex uint32) (diagResult, error) {
 	const seq = 1 // each query has its own netlink socket
-	req, err := diagRequest(la, ra, lif, seq)
+	req, err := diagRequest(local, remote, ifindex, seq)
 	if err != nil {
 		return diagResult{}, err
 	}
@@ -314,7 +341,7 @@ func sockDiag(local, remote unix.Sockaddr) (diagResult, error) {
 	if err != nil {
 		return diagResult{}, err
 	}
-	return parseDiagResponse(resp, seq, la.Port(), ra.Port())
+	return parseDiagResponse(resp, seq, local.Port(), remote.Port())
 }
 
 // diagBufLen is the room for the kernel's answer to one sock_diag query.
@@ -322,17 +349,6 @@ const diagBufLen = 16384
 
 // diagBufPool holds the buffers of diagQuery between queries.
 var diagBufPool = sync.Pool{New: func() any { return new([diagBufLen]byte) }}
-
-// addrPort converts a socket address to netip form and its IPv6 scope id.
-func addrPort(sa unix.Sockaddr) (netip.AddrPort, uint32, bool) {
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)), 0, true
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port)), sa.ZoneId, true
-	}
-	return netip.AddrPort{}, 0, false
-}
 
 // diagQuery sends one sock_diag request and returns the kernel's answer,
 // read into buf.
