@@ -114,7 +114,7 @@ func (c *Conn) Mode() (tx, rx Mode) {
 	}
 	tx, rx = c.txMode, c.rxMode
 	if c.rc != nil && (tx.IsKernel() || rx.IsKernel()) {
-		if info, err := kernel.SocketInfo(c.rc); err == nil {
+		if info, err := kernel.AttachedSocketInfo(c.rc); err == nil {
 			if tx.IsKernel() {
 				tx = modeOf(info.TX)
 			}

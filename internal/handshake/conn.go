@@ -89,6 +89,7 @@ type Conn struct {
 	suite            uint16         // from the ServerHello
 	hsOpener         *record.Opener // TLS 1.3: the peer's handshake traffic key
 	scratch          []byte
+	pk               peeker // looks at the socket's receive queue
 
 	// Write side.
 	wmu      sync.Mutex
@@ -155,14 +156,13 @@ func (c *Conn) Read(p []byte) (int, error) {
 const batchBuffer = 4096
 
 // batchPool holds read buffers of batchBuffer bytes between handshakes.
-var batchPool = sync.Pool{New: func() any { b := make([]byte, batchBuffer); return &b }}
+var batchPool = sync.Pool{New: func() any { return new([batchBuffer]byte) }}
 
 // release returns the read buffer to batchPool once the handshake has
 // consumed all of it.
 func (c *Conn) release() {
 	if c.roff == len(c.rbuf) && cap(c.rbuf) == batchBuffer {
-		b := c.rbuf[:batchBuffer]
-		batchPool.Put(&b)
+		batchPool.Put((*[batchBuffer]byte)(c.rbuf[:batchBuffer]))
 		c.rbuf, c.roff, c.ready = nil, 0, false
 		c.peekFrom, c.peekTo = 0, 0
 	}
@@ -183,7 +183,7 @@ func (c *Conn) readRecords() error {
 			return c.readFirstFlight()
 		}
 		if cap(c.rbuf) < batchBuffer {
-			c.rbuf = (*batchPool.Get().(*[]byte))[:0]
+			c.rbuf = batchPool.Get().(*[batchBuffer]byte)[:0]
 			c.peekFrom, c.peekTo = 0, 0
 		}
 		buf := c.rbuf[:cap(c.rbuf)]
@@ -191,7 +191,7 @@ func (c *Conn) readRecords() error {
 		c.peekFrom, c.peekTo = 0, 0
 		if queued < record.HeaderLen || queued < record.HeaderLen+int(binary.BigEndian.Uint16(buf[3:5])) {
 			var err error
-			if queued, err = peekWait(c.Conn, buf); err != nil {
+			if queued, err = c.pk.peekWait(c.Conn, buf); err != nil {
 				return err
 			}
 		}
@@ -246,7 +246,7 @@ func (c *Conn) readFirstFlight() error {
 		return c.firstErr
 	}
 	if cap(c.rbuf) < batchBuffer {
-		c.rbuf = (*batchPool.Get().(*[]byte))[:0]
+		c.rbuf = batchPool.Get().(*[batchBuffer]byte)[:0]
 	}
 	c.peekFrom, c.peekTo = 0, 0
 	n, err := c.Conn.Read(c.rbuf[:cap(c.rbuf)])
@@ -570,8 +570,8 @@ func (c *Conn) Sessions(version, suite uint16) (tx, rx *record.Session, err erro
 	if !c.isClient {
 		tx, rx = server, client
 	}
-	if tx.Seq, err = c.out.count(tx); err == nil {
-		rx.Seq, err = c.in.count(rx)
+	if tx.Seq, err = c.out.count(tx, true); err == nil {
+		rx.Seq, err = c.in.count(rx, false)
 	}
 	if err != nil {
 		tx.Wipe()
@@ -644,8 +644,13 @@ func (c *Conn) sessions(version, suite uint16) (client, server *record.Session, 
 // authenticate under s (on a copy), so that keys derived from wrong inputs
 // are never installed. In TLS 1.3 every protected record has the outer type
 // application_data, so each is authenticated with the candidate key;
-// those that pass must be the last ones.
-func (d *direction) count(s *record.Session) (uint64, error) {
+// those that pass must be the last ones. For the records this side wrote
+// (own), crypto/tls's, the last record is tried first: a server's flight
+// ends with its one NewSessionTicket under the application key, and when
+// that record opens as the first under s, none before it can (crypto/tls
+// never seals two records under one key and number), so the handshake's
+// records (a certificate is kilobytes) need not be tried.
+func (d *direction) count(s *record.Session, own bool) (uint64, error) {
 	var (
 		o   *record.Opener
 		err error
@@ -671,6 +676,11 @@ func (d *direction) count(s *record.Session) (uint64, error) {
 			}
 		}
 		return d.afterCCS, nil
+	}
+	if own && len(d.sealed) > 0 {
+		if last := d.sealed[len(d.sealed)-1]; record.ContentType(last[0]) == record.TypeApplicationData && open(last) == nil {
+			return 1, nil
+		}
 	}
 	skip := d.hsLead
 	for _, rec := range d.sealed {
@@ -746,15 +756,15 @@ func (c *Conn) ReadTickets(tc *tls.Conn, suite uint16) (n int, err error) {
 		if c.ready && c.roff < len(c.rbuf) {
 			return n, nil
 		}
-		if peek(c.Conn, hdr[:]) < len(hdr) || record.ContentType(hdr[0]) != record.TypeApplicationData {
+		if c.pk.peek(c.Conn, hdr[:]) < len(hdr) || record.ContentType(hdr[0]) != record.TypeApplicationData {
 			return n, nil
 		}
 		end := record.HeaderLen + int(binary.BigEndian.Uint16(hdr[3:5]))
 		buf := make([]byte, end)
-		if peek(c.Conn, buf) < end {
+		if c.pk.peek(c.Conn, buf) < end {
 			return n, nil
 		}
-		if rx.Seq, err = c.in.count(rx); err != nil {
+		if rx.Seq, err = c.in.count(rx, false); err != nil {
 			return n, err
 		}
 		o, err := record.NewOpener(rx)

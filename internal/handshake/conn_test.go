@@ -97,7 +97,9 @@ func keyLogLine(label string, random, secret []byte) []byte {
 // the handshake key do not count, the ones under the application key do.
 func TestCountTLS13(t *testing.T) {
 	const suite = tls.TLS_AES_128_GCM_SHA256
-	for _, tickets := range []int{0, 1, 3} {
+	for _, tickets := range []int{0, 1, 3, -1} {
+		// -1: one ticket, then a record under a key that is neither the
+		// handshake's nor the application's, which fails the hand-off.
 		t.Run(fmt.Sprint(tickets), func(t *testing.T) {
 			f := &fakeConn{r: bytes.NewReader(nil)}
 			c := NewConn(f, false) // server: TX is the server's direction
@@ -120,11 +122,22 @@ func TestCountTLS13(t *testing.T) {
 			// One Write holds the handshake-key flight and the tickets;
 			// split it at an odd place to exercise reassembly.
 			flight := append(rec(record.TypeChangeCipherSpec, []byte{1}), seal(hs, 4)...)
-			flight = append(flight, seal(ss, tickets)...)
+			if tickets >= 0 {
+				flight = append(flight, seal(ss, tickets)...)
+			} else {
+				flight = append(flight, seal(ss, 1)...)
+				flight = append(flight, seal(randomBytes(32), 1)...)
+			}
 			c.Write(flight[:7])
 			c.Write(flight[7:])
 			c.Detach()
 			tx, rx, err := c.Sessions(record.VersionTLS13, suite)
+			if tickets < 0 {
+				if err == nil {
+					t.Fatal("Sessions accepted a record under an unknown key after the ticket")
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"net/netip"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -16,18 +17,17 @@ func RecordTypeCmsg(typ byte) []byte { return cmsg(unix.SOL_TLS, tlsSetRecordTyp
 // SockDiagULP runs the sock_diag query of SocketInfo on any TCP socket and
 // returns the ULP name it reports, so hosts without kernel TLS test it too.
 func SockDiagULP(c syscall.RawConn) (string, error) {
-	var local, remote unix.Sockaddr
+	var local, remote netip.AddrPort
+	var ifindex uint32
 	err := control(c, func(fd int) error {
 		var err error
-		if local, err = unix.Getsockname(fd); err == nil {
-			remote, err = unix.Getpeername(fd)
-		}
+		local, remote, ifindex, err = sockAddrs(fd)
 		return err
 	})
 	if err != nil {
 		return "", err
 	}
-	r, err := sockDiag(local, remote)
+	r, err := sockDiag(local, remote, ifindex)
 	return r.ulp, err
 }
 

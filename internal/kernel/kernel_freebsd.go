@@ -186,6 +186,9 @@ func RecvRecordLazy(c syscall.RawConn, take func() []byte, drop func()) (typ rec
 	return RecvRecord(c, take())
 }
 
+// AttachedSocketInfo is SocketInfo.
+func AttachedSocketInfo(c syscall.RawConn) (Info, error) { return SocketInfo(c) }
+
 // SocketInfo reports the ktls(4) mode of each direction (getsockopt
 // TCP_TXTLS_MODE and TCP_RXTLS_MODE). FreeBSD does not report the version or
 // cipher of a socket, so those stay 0.

@@ -255,21 +255,25 @@ func recordOf(n int, oob []byte, flags int) (record.ContentType, int, error) {
 // directions. The kernel shows the TLS attributes only to a caller with
 // CAP_NET_ADMIN; without it SocketInfo of a TLS socket fails with an error
 // wrapping EPERM.
-func SocketInfo(c syscall.RawConn) (Info, error) {
-	var ulp string
-	var local, remote unix.Sockaddr
+func SocketInfo(c syscall.RawConn) (Info, error) { return socketInfo(c, false) }
+
+// AttachedSocketInfo is SocketInfo of a socket that has the TLS ULP (Attach
+// succeeded on it): it does not ask the socket for its ULP first.
+func AttachedSocketInfo(c syscall.RawConn) (Info, error) { return socketInfo(c, true) }
+
+func socketInfo(c syscall.RawConn, attached bool) (Info, error) {
+	ulp := "tls"
+	var local, remote netip.AddrPort
+	var ifindex uint32
 	err := control(c, func(fd int) error {
 		var err error
-		if ulp, err = unix.GetsockoptString(fd, unix.IPPROTO_TCP, unix.TCP_ULP); err != nil {
-			return os.NewSyscallError("getsockopt TCP_ULP", err)
+		if !attached {
+			if ulp, err = unix.GetsockoptString(fd, unix.IPPROTO_TCP, unix.TCP_ULP); err != nil {
+				return os.NewSyscallError("getsockopt TCP_ULP", err)
+			}
 		}
-		if local, err = unix.Getsockname(fd); err != nil {
-			return os.NewSyscallError("getsockname", err)
-		}
-		if remote, err = unix.Getpeername(fd); err != nil {
-			return os.NewSyscallError("getpeername", err)
-		}
-		return nil
+		local, remote, ifindex, err = sockAddrs(fd)
+		return err
 	})
 	if err != nil {
 		return Info{}, err
@@ -277,7 +281,7 @@ func SocketInfo(c syscall.RawConn) (Info, error) {
 	if ulp != "tls" {
 		return Info{}, nil
 	}
-	r, err := sockDiag(local, remote)
+	r, err := sockDiag(local, remote, ifindex)
 	if err != nil {
 		return Info{}, err
 	}
@@ -287,56 +291,81 @@ func SocketInfo(c syscall.RawConn) (Info, error) {
 	return r.info, nil
 }
 
+// sockAddrs returns the local and remote address of the TCP/IP socket fd
+// (getsockname, getpeername) and, for IPv6, the local scope's interface
+// index. It decodes the addresses itself: unix.Getsockname asks the socket
+// for its protocol (getsockopt SO_PROTOCOL) each time.
+func sockAddrs(fd int) (local, remote netip.AddrPort, ifindex uint32, err error) {
+	if local, ifindex, err = sockAddr(fd, unix.SYS_GETSOCKNAME, "getsockname"); err == nil {
+		remote, _, err = sockAddr(fd, unix.SYS_GETPEERNAME, "getpeername")
+	}
+	return local, remote, ifindex, err
+}
+
+// sockAddr runs getsockname or getpeername (trap) on fd and decodes an IPv4
+// or IPv6 address.
+func sockAddr(fd int, trap uintptr, name string) (netip.AddrPort, uint32, error) {
+	var rsa unix.RawSockaddrAny
+	n := uint32(unix.SizeofSockaddrAny)
+	if _, _, e := unix.Syscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n))); e != 0 {
+		return netip.AddrPort{}, 0, os.NewSyscallError(name, e)
+	}
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&rsa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), port(sa.Port)), 0, nil
+	case unix.AF_INET6:
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&rsa))
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), port(sa.Port)), sa.Scope_id, nil
+	}
+	return netip.AddrPort{}, 0, errors.New("kernel: sock_diag: not a TCP/IP socket")
+}
+
+// port converts a sockaddr's port, in network byte order, to a number.
+func port(p uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(&p))
+	return binary.BigEndian.Uint16(b[:])
+}
+
 // sockDiag asks sock_diag about the TCP socket with the given local and
-// remote addresses.
-func sockDiag(local, remote unix.Sockaddr) (diagResult, error) {
-	la, lif, ok1 := addrPort(local)
-	ra, _, ok2 := addrPort(remote)
-	if !ok1 || !ok2 {
-		return diagResult{}, fmt.Errorf("kernel: sock_diag: not a TCP/IP socket")
-	}
+// remote addresses (ifindex: the local IPv6 scope's interface, else 0).
+func sockDiag(local, remote netip.AddrPort, ifindex uint32) (diagResult, error) {
 	const seq = 1 // each query has its own netlink socket
-	req, err := diagRequest(la, ra, lif, seq)
+	req, err := diagRequest(local, remote, ifindex, seq)
 	if err != nil {
 		return diagResult{}, err
 	}
-	resp, err := diagQuery(req)
+	buf := diagBufPool.Get().(*[diagBufLen]byte)
+	defer diagBufPool.Put(buf)
+	resp, err := diagQuery(req, buf[:])
 	if err != nil {
 		return diagResult{}, err
 	}
-	return parseDiagResponse(resp, seq, la.Port(), ra.Port())
+	return parseDiagResponse(resp, seq, local.Port(), remote.Port())
 }
 
-// addrPort converts a socket address to netip form and its IPv6 scope id.
-func addrPort(sa unix.Sockaddr) (netip.AddrPort, uint32, bool) {
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)), 0, true
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port)), sa.ZoneId, true
-	}
-	return netip.AddrPort{}, 0, false
-}
+// diagBufLen is the room for the kernel's answer to one sock_diag query.
+const diagBufLen = 16384
 
-// diagQuery sends one sock_diag request and returns the kernel's answer.
-func diagQuery(req []byte) ([]byte, error) {
+// diagBufPool holds the buffers of diagQuery between queries.
+var diagBufPool = sync.Pool{New: func() any { return new([diagBufLen]byte) }}
+
+// diagQuery sends one sock_diag request and returns the kernel's answer,
+// read into buf.
+func diagQuery(req, buf []byte) ([]byte, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
 	if err != nil {
 		return nil, os.NewSyscallError("socket NETLINK_SOCK_DIAG", err)
 	}
 	defer unix.Close(fd)
-	// The kernel answers within sendto; the timeout only guards against a
-	// kernel that never does.
-	tv := unix.Timeval{Sec: 5}
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		return nil, os.NewSyscallError("setsockopt SO_RCVTIMEO", err)
-	}
 	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return nil, os.NewSyscallError("sendto NETLINK_SOCK_DIAG", err)
 	}
-	buf := make([]byte, 16384)
+	// The kernel answers a query for one socket within sendto: the answer
+	// is queued (or sendto failed), and a receive that would wait means
+	// there is none.
 	for {
-		n, _, err := unix.Recvfrom(fd, buf, 0)
+		n, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
 		if err == unix.EINTR {
 			continue
 		}

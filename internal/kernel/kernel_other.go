@@ -53,6 +53,9 @@ func RecvRecordLazy(c syscall.RawConn, take func() []byte, drop func()) (typ rec
 	return RecvRecord(c, take())
 }
 
+// AttachedSocketInfo fails with an error wrapping errors.ErrUnsupported.
+func AttachedSocketInfo(c syscall.RawConn) (Info, error) { return Info{}, errUnsupported }
+
 // SocketInfo fails with an error wrapping errors.ErrUnsupported.
 func SocketInfo(c syscall.RawConn) (Info, error) { return Info{}, errUnsupported }
 
