@@ -28,15 +28,12 @@ import (
 	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"hash"
 	"io"
 	"math/big"
 	mrand "math/rand/v2"
@@ -496,7 +493,7 @@ func interopTLS13(t *testing.T, suite uint16) {
 	h := info.hashFunc()
 	th := h()
 	th.Write(transcript)
-	mac := hmac.New(h, expandLabel(info.sha384, kl.secret("CLIENT_HANDSHAKE_TRAFFIC_SECRET"), "finished", info.hashLen()))
+	mac := hmac.New(h, expandLabel(hmac.New(h, kl.secret("CLIENT_HANDSHAKE_TRAFFIC_SECRET")), "finished", info.hashLen()))
 	mac.Write(th.Sum(nil))
 	fin := append([]byte{20, 0, 0, byte(info.hashLen())}, mac.Sum(nil)...)
 	hsSealer, _ := NewSealer(cHS)
@@ -612,12 +609,4 @@ func hasFinished(msgs []byte) bool {
 		msgs = msgs[n:]
 	}
 	return false
-}
-
-// hashFunc returns the PRF / HKDF hash of a suite.
-func (info suiteInfo) hashFunc() func() hash.Hash {
-	if info.sha384 {
-		return sha512.New384
-	}
-	return sha256.New
 }

@@ -1,11 +1,21 @@
 package record
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/tls"
+	"hash"
 	"strconv"
 )
+
+// hashFunc returns the PRF / HKDF hash of a suite.
+func (info suiteInfo) hashFunc() func() hash.Hash {
+	if info.sha384 {
+		return sha512.New384
+	}
+	return sha256.New
+}
 
 // hashLen returns the output length of the suite's hash.
 func (info suiteInfo) hashLen() int {
@@ -27,76 +37,32 @@ func suiteFor(suite, version uint16) (suiteInfo, error) {
 	return info, nil
 }
 
-// maxHMACInput bounds the message of hmacSum: the longest is a TLS 1.2 PRF
-// block's, A(i) (48 bytes), "key expansion" and two randoms (77 bytes).
-const maxHMACInput = 128
-
-// hmacSum returns HMAC(key, the concatenation of parts) (RFC 2104) with
-// SHA-384 (sha384) or SHA-256 (in the first 32 bytes of the result), for a
-// key no longer than the hash's block and parts of at most maxHMACInput
-// bytes in all, computed on the stack: nothing is allocated, and the
-// padded key is wiped.
-func hmacSum(sha384 bool, key []byte, parts ...[]byte) [sha512.Size384]byte {
-	blockSize, size := sha256.BlockSize, sha256.Size
-	if sha384 {
-		blockSize, size = sha512.BlockSize, sha512.Size384
-	}
-	if len(key) > blockSize {
-		panic("record: HMAC key longer than the hash's block")
-	}
-	var buf [sha512.BlockSize + maxHMACInput]byte
-	defer clear(buf[:])
-	pad := buf[:blockSize]
-	copy(pad, key)
-	for i := range pad {
-		pad[i] ^= 0x36 // ipad
-	}
-	m := buf[:blockSize]
-	for _, p := range parts {
-		if len(m)+len(p) > len(buf) {
-			panic("record: HMAC input too long")
-		}
-		m = append(m, p...)
-	}
-	inner := hashSum(sha384, m)
-	for i := range pad {
-		pad[i] ^= 0x36 ^ 0x5c // opad
-	}
-	outer := hashSum(sha384, append(buf[:blockSize], inner[:size]...))
-	clear(inner[:])
-	return outer
-}
-
-// hashSum returns SHA-384 of b (sha384) or SHA-256 of b in the first 32
-// bytes.
-func hashSum(sha384 bool, b []byte) [sha512.Size384]byte {
-	if sha384 {
-		return sha512.Sum384(b)
-	}
-	var out [sha512.Size384]byte
-	sum := sha256.Sum256(b)
-	copy(out[:], sum[:])
-	return out
-}
-
 // expandLabel is HKDF-Expand-Label from RFC 8446 section 7.1 with an empty
-// context, for an output no longer than the hash (every use here): the
-// first block of HKDF-Expand (RFC 5869 section 2.3), HMAC(secret, info ||
-// 0x01). Only the result is allocated.
-func expandLabel(sha384 bool, secret []byte, label string, length int) []byte {
+// context: HKDF-Expand (RFC 5869 section 2.3) with mac, an HMAC keyed with
+// the secret, which it resets before use (one HMAC serves every label of a
+// secret).
+func expandLabel(mac hash.Hash, label string, length int) []byte {
 	const prefix = "tls13 "
-	if length > sha512.Size384 || !sha384 && length > sha256.Size || len(label) > 32 {
-		panic("record: HKDF-Expand-Label: unsupported lengths")
-	}
-	var buf [2 + 1 + len(prefix) + 32 + 1 + 1]byte
-	info := append(buf[:0], byte(length>>8), byte(length), byte(len(prefix)+len(label)))
+	info := make([]byte, 0, 2+1+len(prefix)+len(label)+1+1)
+	info = append(info, byte(length>>8), byte(length), byte(len(prefix)+len(label)))
 	info = append(info, prefix...)
 	info = append(info, label...)
-	info = append(info, 0, 1) // empty context; block counter 1
-	sum := hmacSum(sha384, secret, info)
-	out := make([]byte, length)
-	copy(out, sum[:])
-	clear(sum[:])
+	info = append(info, 0) // empty context
+	n := len(info)
+	out := make([]byte, 0, length)
+	var t []byte // T(i-1)
+	for i := 1; len(out) < length; i++ {
+		if i > 255 {
+			// Only possible for length > 255*hash size, which never happens here.
+			panic("record: HKDF-Expand-Label: output too long")
+		}
+		mac.Reset()
+		mac.Write(t)
+		mac.Write(append(info[:n], byte(i)))
+		t = mac.Sum(t[:0])
+		out = append(out, t[:min(len(t), length-len(out))]...)
+	}
+	clear(t)
 	return out
 }
 
@@ -120,11 +86,12 @@ func TLS13Session(suite uint16, trafficSecret []byte) (*Session, error) {
 	if err := checkSecret(info, trafficSecret); err != nil {
 		return nil, err
 	}
+	mac := hmac.New(info.hashFunc(), trafficSecret)
 	return &Session{
 		Version:     VersionTLS13,
 		CipherSuite: suite,
-		Key:         expandLabel(info.sha384, trafficSecret, "key", info.cipher.KeyLen()),
-		IV:          expandLabel(info.sha384, trafficSecret, "iv", nonceLen),
+		Key:         expandLabel(mac, "key", info.cipher.KeyLen()),
+		IV:          expandLabel(mac, "iv", nonceLen),
 	}, nil
 }
 
@@ -140,33 +107,29 @@ func TLS13NextSecret(suite uint16, trafficSecret []byte) ([]byte, error) {
 	if err := checkSecret(info, trafficSecret); err != nil {
 		return nil, err
 	}
-	return expandLabel(info.sha384, trafficSecret, "traffic upd", info.hashLen()), nil
+	return expandLabel(hmac.New(info.hashFunc(), trafficSecret), "traffic upd", info.hashLen()), nil
 }
 
-// prf12 is the TLS 1.2 PRF, P_hash(secret, label + seed) with SHA-384
-// (sha384) or SHA-256, from RFC 5246 section 5, writing len(out) bytes.
-// Only out is written to the heap.
-func prf12(sha384 bool, out, secret []byte, label string, seed ...[]byte) {
-	size := sha256.Size
-	if sha384 {
-		size = sha512.Size384
-	}
-	var buf [maxHMACInput - sha512.Size384]byte
-	labelSeed := append(buf[:0], label...)
+// prf12 is the TLS 1.2 PRF, P_hash(secret, label + seed), from RFC 5246
+// section 5, writing len(out) bytes.
+func prf12(h func() hash.Hash, out, secret []byte, label string, seed ...[]byte) {
+	mac := hmac.New(h, secret)
+	labelSeed := []byte(label)
 	for _, s := range seed {
-		if len(labelSeed)+len(s) > len(buf) {
-			panic("record: PRF seed too long")
-		}
 		labelSeed = append(labelSeed, s...)
 	}
-	a := hmacSum(sha384, secret, labelSeed) // A(1)
+	mac.Write(labelSeed)
+	a := mac.Sum(nil) // A(1)
 	for len(out) > 0 {
-		b := hmacSum(sha384, secret, a[:size], labelSeed)
-		out = out[copy(out, b[:size]):]
-		clear(b[:])
-		a = hmacSum(sha384, secret, a[:size])
+		mac.Reset()
+		mac.Write(a)
+		mac.Write(labelSeed)
+		n := copy(out, mac.Sum(nil))
+		out = out[n:]
+		mac.Reset()
+		mac.Write(a)
+		a = mac.Sum(a[:0])
 	}
-	clear(a[:])
 }
 
 // TLS12Sessions derives both directions of a TLS 1.2 AEAD connection from
@@ -190,7 +153,7 @@ func TLS12Sessions(suite uint16, masterSecret, clientRandom, serverRandom []byte
 	}
 	keyLen, ivLen := info.cipher.KeyLen(), ivLen(VersionTLS12, info.cipher)
 	kb := make([]byte, 2*keyLen+2*ivLen)
-	prf12(info.sha384, kb, masterSecret, "key expansion", serverRandom, clientRandom)
+	prf12(info.hashFunc(), kb, masterSecret, "key expansion", serverRandom, clientRandom)
 	client = &Session{Version: VersionTLS12, CipherSuite: suite}
 	server = &Session{Version: VersionTLS12, CipherSuite: suite}
 	client.Key, kb = kb[:keyLen:keyLen], kb[keyLen:]

@@ -2,6 +2,8 @@ package record
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
@@ -162,7 +164,11 @@ func TestPRF12(t *testing.T) {
 	} {
 		want := unhex(t, tc.want)
 		got := make([]byte, len(want))
-		prf12(tc.sha384, got, unhex(t, tc.secret), "test label", unhex(t, tc.seed))
+		h := sha256.New
+		if tc.sha384 {
+			h = sha512.New384
+		}
+		prf12(h, got, unhex(t, tc.secret), "test label", unhex(t, tc.seed))
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s: PRF\n%x\nwant\n%x", tc.name, got, want)
 		}
@@ -186,8 +192,12 @@ func TestTLS12SessionsLayout(t *testing.T) {
 			t.Fatal(err)
 		}
 		// key_block = client key, server key, client IV, server IV.
+		h := sha256.New
+		if tc.sha384 {
+			h = sha512.New384
+		}
 		kb := make([]byte, 2*tc.keyLen+2*tc.ivLen)
-		prf12(tc.sha384, kb, master, "key expansion", sr, cr)
+		prf12(h, kb, master, "key expansion", sr, cr)
 		want := bytes.Join([][]byte{c.Key, s.Key, c.IV, s.IV}, nil)
 		if !bytes.Equal(kb, want) {
 			t.Errorf("%s: key block split wrongly", tls.CipherSuiteName(tc.suite))
