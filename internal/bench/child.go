@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"mime"
 	"net"
 	"net/http"
 	"os"
@@ -557,6 +558,13 @@ func (s *childSpec) httpServer(stdin io.Reader, stdout io.Writer) (*childResult,
 		return nil, err
 	}
 	defer root.Close()
+	// The files are *.bin, application/octet-stream in a Debian host's
+	// /etc/mime.types and nginx's default_type; the lab's guest has no
+	// mime.types, and without a type net/http reads and sniffs the first
+	// 512 bytes of each file (a read and a seek more per request).
+	if err := mime.AddExtensionType(".bin", "application/octet-stream"); err != nil {
+		return nil, err
+	}
 	fsys := ktlshttp.RootFS(root)
 	cfg, err := s.tlsConfig(true)
 	if err != nil {
