@@ -14,7 +14,7 @@ import (
 // a batch of 16 records from the page cache costs about half as much to
 // read.
 type fileReader struct {
-	f    *os.File
+	f    file
 	lr   *io.LimitedReader // the limit in front of f, if any
 	rc   syscall.RawConn
 	iov  [maxBatch]syscall.Iovec
@@ -30,7 +30,7 @@ var fileReaderPool = sync.Pool{New: func() any {
 	return fr
 }}
 
-// newFileReader returns a fileReader for r if r is an *os.File, alone or
+// newFileReader returns a fileReader for r if r is a file, alone or
 // behind one io.LimitedReader, that readsWithoutBlocking has found regular,
 // else nil. The caller gives it back with release.
 func newFileReader(r io.Reader) *fileReader {
@@ -38,7 +38,7 @@ func newFileReader(r io.Reader) *fileReader {
 	if lr != nil {
 		r = lr.R
 	}
-	f, ok := r.(*os.File)
+	f, ok := r.(file)
 	if !ok {
 		return nil
 	}

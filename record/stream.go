@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"os"
+	"io/fs"
 	"strings"
 	"sync"
 	"syscall"
@@ -90,9 +90,10 @@ func (w *Writer) Write(p []byte) (n int, err error) {
 // must copy a TLS 1.3 payload to append its inner content type). While reads
 // fill whole records, as from a file, up to 16 records are batched into one
 // write; a short read sends what has been read at once, so that data from a
-// stream is not held back. On Linux a regular file (an *os.File, also
-// behind an io.LimitedReader) is read into the payloads of a whole batch
-// with one readv(2). The buffer holds one record for a source that may
+// stream is not held back. On Linux a regular file (an *os.File, or a type
+// wrapping one; also behind an io.LimitedReader) is read into the payloads
+// of a whole batch with one readv(2). The buffer holds one record for a
+// source that may
 // block (a socket, a pipe) and no more records than an io.LimitedReader has
 // left. ReadFrom returns the number of bytes read from r and written, and the
 // first error other than io.EOF.
@@ -377,14 +378,23 @@ func (r *Reader) makeRoom(n int) {
 	r.buf, r.start = buf, 0
 }
 
+// file is what ReadFrom needs of a file: an *os.File, or a type that wraps
+// one and keeps its information (so that Stat costs no system call).
+type file interface {
+	io.Reader
+	Name() string
+	Stat() (fs.FileInfo, error)
+	SyscallConn() (syscall.RawConn, error)
+}
+
 // readsWithoutBlocking reports whether reads from r never wait for a peer:
-// regular files and in-memory readers, also behind an io.LimitedReader or
-// io.SectionReader.
+// regular files (see file) and in-memory readers, also behind an
+// io.LimitedReader or io.SectionReader.
 func readsWithoutBlocking(r io.Reader) bool {
 	switch r := r.(type) {
 	case *io.LimitedReader:
 		return readsWithoutBlocking(r.R)
-	case *os.File:
+	case file:
 		fi, err := r.Stat()
 		return err == nil && fi.Mode().IsRegular()
 	case *bytes.Reader, *strings.Reader, *bytes.Buffer, *io.SectionReader:

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -643,11 +644,12 @@ func TestWriterReadFromFile(t *testing.T) {
 		for _, c := range []struct {
 			what   string
 			prefix int
-			limit  int64 // -1: the file itself
+			limit  int64 // -1: the file itself; -2: a type wrapping it
 			writes []int // records per write
 			first  int   // the first record's payload
 		}{
 			{"file", 0, -1, []int{16, 16, 9}, MaxPlaintext},
+			{"wrapped file", 0, -2, []int{16, 16, 9}, MaxPlaintext},
 			{"limit mid-record", 0, 20*MaxPlaintext + 7, []int{16, 5}, MaxPlaintext},
 			{"limit of 3 records", 0, 3 * MaxPlaintext, []int{3}, MaxPlaintext},
 			{"header and file", 200, -1, []int{16, 16, 9}, MaxPlaintext},
@@ -660,8 +662,15 @@ func TestWriterReadFromFile(t *testing.T) {
 			}
 			var r io.Reader = f
 			want := data
-			if c.limit >= 0 {
+			switch {
+			case c.limit >= 0:
 				r, want = io.LimitReader(f, c.limit), data[:c.limit]
+			case c.limit == -2:
+				fi, err := f.Stat()
+				if err != nil {
+					t.Fatal(err)
+				}
+				r = &statFile{f, fi}
 			}
 			prefix := bytes.Repeat([]byte("h"), c.prefix)
 			sl, o := pair(t, st.version, st.suite)
@@ -737,3 +746,12 @@ func readCalls(t *testing.T) int64 {
 	t.Fatal("no syscr in /proc/self/io")
 	return 0
 }
+
+// statFile wraps an *os.File and keeps its information, as ktls serve's
+// handler does.
+type statFile struct {
+	*os.File
+	fi fs.FileInfo
+}
+
+func (f *statFile) Stat() (fs.FileInfo, error) { return f.fi, nil }

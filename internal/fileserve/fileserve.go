@@ -96,8 +96,8 @@ type opened struct {
 }
 
 // statFile is an *os.File opened for a request with its information, which
-// Stat returns without a system call. deadlineWriter.ReadFrom passes the
-// *os.File on.
+// Stat returns without a system call (for http.FileServer, and for the
+// connection's ReadFrom, which asks whether the file is regular).
 type statFile struct {
 	*os.File
 	fi fs.FileInfo
@@ -233,10 +233,10 @@ func (w *deadlineWriter) Write(p []byte) (int, error) {
 // ReadFrom passes r on to the wrapped writer's ReadFrom (sendfile) in
 // steps of writeChunk bytes, each with its own deadline. A step of an
 // io.LimitedReader (http.ServeContent's) is an io.LimitedReader of what it
-// reads, not of it, and a statFile's is of its *os.File: a ktls.Conn sends
-// an *os.File, or an io.LimitedReader of one, with sendfile (and its
-// user-space engine reads more than a record at a time from one), but
-// copies from anything else.
+// reads, not of it. A ktls.Conn sends a file (an *os.File, or a statFile,
+// whose Stat costs no system call) behind an io.LimitedReader with
+// sendfile, and its user-space engine reads more than a record at a time
+// from one.
 func (w *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
 	rf, ok := w.ResponseWriter.(io.ReaderFrom)
 	if !ok {
@@ -247,9 +247,6 @@ func (w *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
 		lr = &io.LimitedReader{R: r, N: 1<<63 - 1}
 	}
 	src := lr.R
-	if f, ok := src.(*statFile); ok {
-		src = f.File
-	}
 	var total int64
 	for lr.N > 0 {
 		w.renew()

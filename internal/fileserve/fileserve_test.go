@@ -2,12 +2,14 @@ package fileserve
 
 import (
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -51,13 +53,19 @@ func (w *connWriter) SetWriteDeadline(t time.Time) error {
 }
 
 // sendfileSource reports whether a ktls.Conn's ReadFrom can send r with
-// sendfile(2): an *os.File, or an io.LimitedReader of one (not of another
-// io.LimitedReader).
+// sendfile(2): a file, or an io.LimitedReader of one, as ReadFrom gets it
+// (a step of one limit, not a limit of a limit).
 func sendfileSource(r io.Reader) bool {
 	if lr, ok := r.(*io.LimitedReader); ok {
 		r = lr.R
 	}
-	_, ok := r.(*os.File)
+	// What ktls.Conn.ReadFrom sends with sendfile(2): an *os.File, or a
+	// type wrapping one.
+	_, ok := r.(interface {
+		io.Reader
+		Stat() (fs.FileInfo, error)
+		SyscallConn() (syscall.RawConn, error)
+	})
 	return ok
 }
 
