@@ -88,7 +88,7 @@ func testCork(t *testing.T, tx Offload) {
 	expect("Write then ReadFrom", "header:body", 1)
 
 	for _, size := range []int{4096, 0} {
-		f := tempFile(t, size)
+		f := tempFile(t, make([]byte, size))
 		s.Cork()
 		s.Write([]byte("header:"))
 		if n, err := s.ReadFrom(f); err != nil || n != int64(size) {

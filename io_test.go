@@ -58,37 +58,12 @@ func TestKernelSendfile(t *testing.T) {
 func TestKernelSendfileNestedLimit(t *testing.T) {
 	ktlstest.RequireKernel(t)
 	data := testData(ioSize(), 4)
-	name := filepath.Join(t.TempDir(), "f")
-	if err := os.WriteFile(name, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := tempFile(t, data)
 	want := data[:len(data)/2]
 	inner := &io.LimitedReader{R: f, N: int64(len(data) - 100)}
 	outer := &io.LimitedReader{R: inner, N: int64(len(want))}
 	pr := engineConn(t, OffloadKernel)
-	errc := make(chan error, 1)
-	go func() {
-		n, err := pr.k.ReadFrom(outer)
-		if err == nil && n != int64(len(want)) {
-			err = fmt.Errorf("ReadFrom sent %d bytes, want %d", n, len(want))
-		}
-		if err == nil {
-			err = pr.k.CloseWrite()
-		}
-		errc <- err
-	}()
-	got, err := io.ReadAll(pr.p)
-	if err != nil {
-		t.Errorf("peer read: %v", err)
-	}
-	if err := <-errc; err != nil {
-		t.Error(err)
-	}
+	got := sendToPeer(t, pr, len(want), func() (int64, error) { return pr.k.ReadFrom(outer) })
 	if !bytes.Equal(got, want) {
 		t.Errorf("file -> peer: %s", firstDiff(got, want))
 	}
@@ -100,29 +75,15 @@ func TestKernelSendfileNestedLimit(t *testing.T) {
 	}
 }
 
-// testReadFromFile sends a file (from offset 100) with ReadFrom and returns
-// the bytes sendfile sent.
-func testReadFromFile(t *testing.T, engine Offload) int64 {
-	data := testData(ioSize(), 3)
-	name := filepath.Join(t.TempDir(), "f")
-	if err := os.WriteFile(name, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.Seek(100, io.SeekStart); err != nil {
-		t.Fatal(err)
-	}
-	pr := engineConn(t, engine)
+// sendToPeer runs send (n bytes from pr.k) and CloseWrite in a goroutine
+// and returns what pr's peer read to the end.
+func sendToPeer(t *testing.T, pr *pair, n int, send func() (int64, error)) []byte {
+	t.Helper()
 	errc := make(chan error, 1)
 	go func() {
-		// io.Copy: File.WriteTo hands ReadFrom a wrapper of f.
-		n, err := io.Copy(pr.k, f)
-		if err == nil && n != int64(len(data)-100) {
-			err = io.ErrShortWrite
+		m, err := send()
+		if err == nil && m != int64(n) {
+			err = fmt.Errorf("sent %d bytes, want %d", m, n)
 		}
 		if err == nil {
 			err = pr.k.CloseWrite()
@@ -136,6 +97,20 @@ func testReadFromFile(t *testing.T, engine Offload) int64 {
 	if err := <-errc; err != nil {
 		t.Errorf("ReadFrom: %v", err)
 	}
+	return got
+}
+
+// testReadFromFile sends a file (from offset 100) with ReadFrom and returns
+// the bytes sendfile sent.
+func testReadFromFile(t *testing.T, engine Offload) int64 {
+	data := testData(ioSize(), 3)
+	f := tempFile(t, data)
+	if _, err := f.Seek(100, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	pr := engineConn(t, engine)
+	// io.Copy: File.WriteTo hands ReadFrom a wrapper of f.
+	got := sendToPeer(t, pr, len(data)-100, func() (int64, error) { return io.Copy(pr.k, f) })
 	if !bytes.Equal(got, data[100:]) {
 		t.Errorf("file -> peer: %s", firstDiff(got, data[100:]))
 	}

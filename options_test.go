@@ -89,7 +89,7 @@ func TestKernelConfigOptions(t *testing.T) {
 				if _, err := io.ReadFull(s, buf); err != nil || string(buf) != "ping" {
 					t.Fatalf("read %q, %v", buf, err)
 				}
-				f := tempFile(t, 100000)
+				f := tempFile(t, make([]byte, 100000))
 				go s.ReadFrom(f)
 				got, err := io.ReadAll(io.LimitReader(cl, 100000))
 				if err != nil || len(got) != 100000 {
@@ -100,15 +100,16 @@ func TestKernelConfigOptions(t *testing.T) {
 	}
 }
 
-// tempFile returns an open file of n bytes.
-func tempFile(t *testing.T, n int) *os.File {
+// tempFile returns a file holding data, open at its start, closed when t
+// ends.
+func tempFile(t *testing.T, data []byte) *os.File {
 	t.Helper()
 	f, err := os.CreateTemp(t.TempDir(), "data")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	if _, err := f.Write(make([]byte, n)); err != nil {
+	if _, err := f.Write(data); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/ktls-go/ktls"
+	"github.com/ktls-go/ktls/internal/ktlstest"
 )
 
 // testCert returns a self-signed certificate for 127.0.0.1 and a pool
@@ -400,18 +401,7 @@ func TestShutdown(t *testing.T) {
 				t.Fatalf("Shutdown returned %v with a request in flight", err)
 			case <-time.After(200 * time.Millisecond):
 			}
-			// Shutdown closes the listener first (when its goroutine
-			// gets to run: the machine may be busy).
-			for guard := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-				c, err := net.DialTimeout("tcp", ts.addr, time.Second)
-				if err != nil {
-					break
-				}
-				c.Close()
-				if time.Now().After(guard) {
-					t.Fatal("listener still accepts during Shutdown")
-				}
-			}
+			ktlstest.WaitClosed(t, ts.addr) // Shutdown closes the listener first
 			close(release)
 			want := "HTTP/1.1 done"
 			if h2 {

@@ -6,8 +6,10 @@
 package ktlstest
 
 import (
+	"net"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/ktls-go/ktls/internal/kernel"
 )
@@ -30,4 +32,22 @@ func RequireKernel(t testing.TB) {
 
 func required() bool {
 	return os.Getenv("CI") == "true" || os.Getenv("KTLS_REQUIRE_KERNEL") == "1" || os.Getenv("KTLS_LAB") == "1"
+}
+
+// WaitClosed waits until nothing accepts TCP connections on addr any more
+// (a server's listener closed while it shuts down), and fails t if that
+// has not happened within a minute: a guard against a hang, not a measure
+// (a busy machine may take its time to get there).
+func WaitClosed(t testing.TB, addr string) {
+	t.Helper()
+	for guard := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return
+		}
+		c.Close()
+		if time.Now().After(guard) {
+			t.Fatalf("%s still accepts connections", addr)
+		}
+	}
 }
