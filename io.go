@@ -29,11 +29,12 @@ func copyBuffered(dst io.Writer, src io.Reader) (int64, error) {
 }
 
 // ReadFrom sends what r yields, implementing io.ReaderFrom. With the sending
-// direction in the kernel it uses sendfile(2) for an *os.File (or an
-// io.LimitedReader of one) and splice(2) for a TCP or Unix socket source,
-// so the data never enters user space. With the sending direction in user
-// space, each read from a file lands in place in a record's payload and is
-// sealed there (record.Writer.ReadFrom), without another copy.
+// direction in the kernel it uses sendfile(2) for a regular file (an
+// *os.File, or a type wrapping one with its Stat and SyscallConn methods;
+// also behind io.LimitedReaders) and splice(2) for a TCP or Unix socket
+// source, so the data never enters user space. With the sending direction
+// in user space, a file is read into the payloads of up to 16 records at a
+// time and sealed in place (record.Writer.ReadFrom), without another copy.
 //
 // ReadFrom holds the sending direction only while it sends: a source that
 // may block (a socket, a pipe) is waited for without it, so that Read can
