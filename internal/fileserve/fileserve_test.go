@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +24,7 @@ type connWriter struct {
 	status    int
 	body      strings.Builder
 	readers   []io.Reader
+	steps     []int64 // the limits of the io.LimitedReaders ReadFrom got
 	deadlines []time.Time
 }
 
@@ -44,6 +46,9 @@ func (w *connWriter) Write(p []byte) (int, error) {
 func (w *connWriter) ReadFrom(r io.Reader) (int64, error) {
 	w.WriteHeader(http.StatusOK)
 	w.readers = append(w.readers, r)
+	if lr, ok := r.(*io.LimitedReader); ok {
+		w.steps = append(w.steps, lr.N)
+	}
 	return io.Copy(&w.body, r)
 }
 
@@ -211,5 +216,28 @@ func TestWriteDeadlines(t *testing.T) {
 	serve(Handler(http.Dir(dir), time.Nanosecond), w, "GET", "/big.bin")
 	if len(w.deadlines) < 5 {
 		t.Errorf("timeout 1ns, GET /big.bin: %d deadlines set, want one a step (5) at least", len(w.deadlines))
+	}
+}
+
+// TestWriteSteps: a file body goes to the connection's ReadFrom in steps
+// under one write deadline each; a step done in less than a 16th of the
+// timeout makes the next one twice as large (fewer, longer sendfile(2)
+// calls for a fast client), a slower one starts again from the first size.
+// Without a timeout the body goes in one call.
+func TestWriteSteps(t *testing.T) {
+	dir := testTree(t) // big.bin: 1 MiB + 1
+	for _, c := range []struct {
+		d     time.Duration
+		steps []int64
+	}{
+		{time.Hour, []int64{256 << 10, 512 << 10, 256<<10 + 1}},
+		{time.Nanosecond, []int64{256 << 10, 256 << 10, 256 << 10, 256 << 10, 1}},
+		{0, []int64{1<<20 + 1}},
+	} {
+		w := newConnWriter()
+		serve(Handler(http.Dir(dir), c.d), w, "GET", "/big.bin")
+		if w.body.Len() != 1<<20+1 || !slices.Equal(w.steps, c.steps) {
+			t.Errorf("timeout %v: %d bytes in steps %v, want %v", c.d, w.body.Len(), w.steps, c.steps)
+		}
 	}
 }
