@@ -98,6 +98,9 @@ func startServer(t testing.TB, h http.Handler, wrap func(net.Listener, *ktls.Con
 		if err := <-ts.served; !errors.Is(err, http.ErrServerClosed) {
 			t.Errorf("Serve: %v", err)
 		}
+		// Close does not wait for the handshakes it aborts, which may
+		// still log to t (a TLS handshake error): wait for them.
+		ts.srv.wg.Wait()
 	})
 	return ts
 }
